@@ -1,0 +1,1 @@
+"""Infrastructure: the event store, mapper, HTTP app, configuration, bootstrap and CLI."""

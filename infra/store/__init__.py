@@ -1,0 +1,1 @@
+"""The append-only event store: one append port, PostgreSQL and SQLite backends."""

@@ -1,0 +1,80 @@
+"""The port each database implements for the writer and the readers.
+
+A backend knows SQL and connections; the rules of appending live in
+:mod:`infra.store.batch` and are the same for every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from infra.store.batch import BatchPlan, StoredIdempotency, StreamKey
+from infra.store.records import Commit, RecordedEvent, StreamHead
+
+
+class WriteSession(Protocol):
+    """One write transaction, opened with the store's write lock held."""
+
+    def heads(self, keys: set[StreamKey]) -> dict[StreamKey, StreamHead]: ...
+
+    def idempotency(self, keys: set[StreamKey]) -> dict[StreamKey, StoredIdempotency]: ...
+
+    def max_position(self) -> int: ...
+
+    def read_idempotency(self, tenant: str, key: str) -> StoredIdempotency | None: ...
+
+    def advance_position(self, name: str, position: int) -> None:
+        """Record that projection ``name`` has read up to ``position`` (forward only)."""
+
+    def projection_position(self, name: str) -> int | None: ...
+
+    def insert(self, plan: BatchPlan) -> None: ...
+
+
+class Backend(Protocol):
+    """A database holding the store's schema."""
+
+    dialect: str
+
+    def migrate(self) -> None:
+        """Bring the schema to the current version (idempotent)."""
+
+    def write_batch(self, commits: list[Commit]) -> BatchPlan:
+        """Plan and insert ``commits`` in one transaction under the write lock."""
+
+    def read_stream(
+        self,
+        tenant: str,
+        stream_id: str,
+        *,
+        after_seq: int = 0,
+        upto_seq: int | None = None,
+        limit: int | None = None,
+        desc: bool = False,
+    ) -> list[RecordedEvent]: ...
+
+    def stream_head(self, tenant: str, stream_id: str) -> StreamHead | None: ...
+
+    def read_all(
+        self,
+        *,
+        after_position: int = 0,
+        upto_position: int | None = None,
+        limit: int = 1000,
+        types: Sequence[str] = (),
+    ) -> list[RecordedEvent]: ...
+
+    def max_position(self) -> int: ...
+
+    def read_idempotency(self, tenant: str, key: str) -> StoredIdempotency | None: ...
+
+    def advance_position(self, name: str, position: int) -> None:
+        """Record that projection ``name`` has read up to ``position`` (forward only)."""
+
+    def projection_position(self, name: str) -> int | None: ...
+
+    def ping(self) -> None:
+        """Raise :class:`~infra.store.errors.StoreUnavailable` unless the database answers."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,438 @@
+"""The PostgreSQL backend (psycopg 3, C build).
+
+Writes: one connection owned by the writer thread. Each batch is one
+transaction that takes a transaction-scoped advisory lock
+(``pg_advisory_xact_lock``), reads the heads of the streams it touches and the
+current max position, and inserts every row with one ``unnest`` statement.
+Positions are max + row number under the lock, so they are gap-free and in
+commit order across every process writing to the database. The advisory lock,
+unlike ``LOCK TABLE``, does not stop autovacuum from working on the table.
+
+Reads: a small synchronous pool (library recorders, CLI) and an asyncio pool
+(HTTP). When the connecting user is a superuser, every connection switches to
+the service role (``SET ROLE``), which may read and append events but not
+change them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from infra.store.batch import (
+    BatchPlan,
+    StoredIdempotency,
+    StreamKey,
+    idempotency_keys,
+    plan_batch,
+    stream_keys,
+)
+from infra.store.errors import PositionNotAdvanced, StoreUnavailable
+from infra.store.records import AppendResult, Commit, RecordedEvent, StreamHead
+from infra.store.rows import EVENT_COLUMNS, event_from_row
+from infra.store.schema import (
+    EVENTS_CHANNEL,
+    MIGRATION_LOCK_KEY,
+    MIGRATIONS,
+    PG_APP_ROLE_GRANTS,
+    PG_MIGRATIONS_TABLE,
+    WRITE_LOCK_KEY,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_APP_ROLE = "ledger_app"
+
+
+def parse_pg_time(value: Any) -> datetime:
+    assert isinstance(value, datetime)
+    return value
+
+
+SELECT_STREAM = (
+    f"SELECT {EVENT_COLUMNS} FROM events WHERE tenant = %s AND stream_id = %s AND seq > %s"
+)
+SELECT_HEAD = (
+    "SELECT stream_type, seq, hash FROM events WHERE tenant = %s AND stream_id = %s"
+    " ORDER BY seq DESC LIMIT 1"
+)
+SELECT_HEADS = """
+    SELECT k.tenant, k.stream_id, e.stream_type, e.seq, e.hash
+    FROM unnest(%s::text[], %s::text[]) AS k(tenant, stream_id)
+    JOIN LATERAL (
+        SELECT stream_type, seq, hash FROM events
+        WHERE tenant = k.tenant AND stream_id = k.stream_id
+        ORDER BY seq DESC LIMIT 1
+    ) e ON true
+"""
+SELECT_KEYS = """
+    SELECT i.tenant, i.key, i.fingerprint, i.stream_id, i.first_seq, i.seq,
+           i.first_position, i.position, i.response
+    FROM idempotency_keys i
+    JOIN unnest(%s::text[], %s::text[]) AS k(tenant, key) ON i.tenant = k.tenant AND i.key = k.key
+"""
+INSERT_EVENTS = f"""
+    INSERT INTO events ({EVENT_COLUMNS})
+    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[],
+                         %s::text[], %s::integer[], %s::bytea[], %s::bytea[],
+                         %s::timestamptz[], %s::text[], %s::text[])
+"""
+INSERT_KEYS = """
+    INSERT INTO idempotency_keys (tenant, key, fingerprint, stream_id, first_seq, seq,
+                                  first_position, position, response)
+    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[],
+                         %s::bigint[], %s::bigint[], %s::bigint[], %s::bytea[])
+"""
+
+
+def stream_query(
+    *, upto_seq: int | None, limit: int | None, desc: bool
+) -> tuple[str, list[object]]:
+    """The tail of the stream read: bounds, order and limit (params follow the base three)."""
+    text = SELECT_STREAM
+    params: list[object] = []
+    if upto_seq is not None:
+        text += " AND seq <= %s"
+        params.append(upto_seq)
+    text += " ORDER BY seq DESC" if desc else " ORDER BY seq"
+    if limit is not None:
+        text += " LIMIT %s"
+        params.append(limit)
+    return text, params
+
+
+def feed_query(
+    *, upto_position: int | None, limit: int, types: Sequence[str]
+) -> tuple[str, list[object]]:
+    text = f"SELECT {EVENT_COLUMNS} FROM events WHERE position > %s"
+    params: list[object] = []
+    if upto_position is not None:
+        text += " AND position <= %s"
+        params.append(upto_position)
+    if types:
+        text += " AND type = ANY(%s::text[])"
+        params.append(list(types))
+    text += " ORDER BY position LIMIT %s"
+    params.append(limit)
+    return text, params
+
+
+class PostgresBackend:
+    """The store on a PostgreSQL database."""
+
+    dialect = "postgres"
+
+    def __init__(self, url: str, *, app_role: str = DEFAULT_APP_ROLE, pool_size: int = 4) -> None:
+        self.url = url
+        self.app_role = app_role
+        self._pool_size = pool_size
+        self._switch_role = False
+        self._writer: psycopg.Connection[Any] | None = None
+        self._pool: ConnectionPool | None = None
+        self._pool_lock = threading.Lock()
+
+    # connections -----------------------------------------------------------
+
+    def connect(self, *, autocommit: bool = False) -> psycopg.Connection[Any]:
+        """A new connection acting as the service role."""
+        try:
+            conn = psycopg.connect(self.url, autocommit=autocommit)
+        except psycopg.OperationalError as error:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {error}") from error
+        self._configure(conn)
+        return conn
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        if self._switch_role:
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self.app_role)))
+            if not conn.autocommit:
+                conn.commit()
+
+    @property
+    def pool(self) -> ConnectionPool:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = self._new_pool()
+            return self._pool
+
+    def _new_pool(self) -> ConnectionPool:
+        return ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self._pool_size,
+            configure=self._configure,
+            open=True,
+            name="ledger-read",
+        )
+
+    def async_pool(self, max_size: int = 8) -> AsyncConnectionPool:
+        """An asyncio pool acting as the service role; the caller opens and closes it."""
+
+        async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
+            if self._switch_role:
+                await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self.app_role)))
+                await conn.commit()
+
+        return AsyncConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=max_size,
+            configure=configure,
+            open=False,
+            name="ledger-async-read",
+        )
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+    # schema ------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Apply missing migrations as the connecting user, then decide the service role."""
+        try:
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                superuser = _is_superuser(conn)
+                applied = _applied_versions(conn)
+                missing = [m for m in MIGRATIONS if m.version not in applied]
+                if missing:
+                    self._apply(conn, superuser)
+                self._switch_role = superuser
+                if superuser and not missing:
+                    _ensure_role(conn, self.app_role)
+        except psycopg.OperationalError as error:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {error}") from error
+
+    def _apply(self, conn: psycopg.Connection[Any], superuser: bool) -> None:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+            conn.execute(PG_MIGRATIONS_TABLE)
+            applied = {row[0] for row in conn.execute("SELECT version FROM ledger_migrations")}
+            for migration in MIGRATIONS:
+                if migration.version in applied:
+                    continue
+                for statement in migration.postgres:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO ledger_migrations (version, description) VALUES (%s, %s)",
+                    (migration.version, migration.description),
+                )
+            if superuser:
+                _ensure_role(conn, self.app_role)
+                for grant in PG_APP_ROLE_GRANTS:
+                    conn.execute(sql.SQL(grant).format(role=sql.Identifier(self.app_role)))
+
+    def schema_version(self) -> int:
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT max(version) FROM ledger_migrations").fetchone()
+            return int(row[0] or 0) if row else 0
+
+    # writing -------------------------------------------------------------------
+
+    def write_batch(self, commits: list[Commit]) -> BatchPlan:
+        if self._writer is None or self._writer.closed:
+            self._writer = self.connect()
+        conn = self._writer
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
+                session = _PostgresWriteSession(conn)
+                plan = plan_batch(
+                    commits,
+                    session.heads(stream_keys(commits)),
+                    session.idempotency(idempotency_keys(commits)),
+                    session.max_position(),
+                )
+                session.insert(plan)
+                if plan.rows:
+                    conn.execute(
+                        "SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, str(plan.rows[-1].position))
+                    )
+        except psycopg.OperationalError as error:
+            conn.close()
+            self._writer = None
+            raise StoreUnavailable(f"PostgreSQL write failed: {error}") from error
+        return plan
+
+    # reading -------------------------------------------------------------------
+
+    def read_stream(
+        self,
+        tenant: str,
+        stream_id: str,
+        *,
+        after_seq: int = 0,
+        upto_seq: int | None = None,
+        limit: int | None = None,
+        desc: bool = False,
+    ) -> list[RecordedEvent]:
+        text, extra = stream_query(upto_seq=upto_seq, limit=limit, desc=desc)
+        rows = self._fetch(text, [tenant, stream_id, after_seq, *extra])
+        return [event_from_row(row, parse_pg_time) for row in rows]
+
+    def stream_head(self, tenant: str, stream_id: str) -> StreamHead | None:
+        rows = self._fetch(SELECT_HEAD, [tenant, stream_id])
+        return StreamHead(*rows[0]) if rows else None
+
+    def read_all(
+        self,
+        *,
+        after_position: int = 0,
+        upto_position: int | None = None,
+        limit: int = 1000,
+        types: Sequence[str] = (),
+    ) -> list[RecordedEvent]:
+        text, extra = feed_query(upto_position=upto_position, limit=limit, types=types)
+        rows = self._fetch(text, [after_position, *extra])
+        return [event_from_row(row, parse_pg_time) for row in rows]
+
+    def max_position(self) -> int:
+        rows = self._fetch("SELECT max(position) FROM events", [])
+        return int(rows[0][0] or 0)
+
+    def advance_position(self, name: str, position: int) -> None:
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                advance_position(conn, name, position)
+        except psycopg.OperationalError as error:
+            raise StoreUnavailable(f"PostgreSQL write failed: {error}") from error
+
+    def projection_position(self, name: str) -> int | None:
+        rows = self._fetch("SELECT position FROM projection_positions WHERE name = %s", [name])
+        return int(rows[0][0]) if rows else None
+
+    def read_idempotency(self, tenant: str, key: str) -> StoredIdempotency | None:
+        rows = self._fetch(SELECT_KEYS, [[tenant], [key]])
+        return idempotency_from_row(rows[0]) if rows else None
+
+    def ping(self) -> None:
+        self._fetch("SELECT 1", [])
+
+    def _fetch(self, text: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        try:
+            with self.pool.connection() as conn:
+                return conn.execute(text, params).fetchall()
+        except (psycopg.OperationalError, TimeoutError) as error:
+            raise StoreUnavailable(f"PostgreSQL read failed: {error}") from error
+
+
+def advance_position(conn: psycopg.Connection[Any], name: str, position: int) -> None:
+    """Move a projection's position forward inside the caller's transaction."""
+    row = conn.execute(
+        "INSERT INTO projection_positions (name, position) VALUES (%s, %s)"
+        " ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now()"
+        " WHERE projection_positions.position < excluded.position RETURNING position",
+        (name, position),
+    ).fetchone()
+    if row is None:
+        raise PositionNotAdvanced(name, position)
+
+
+def idempotency_from_row(r: Sequence[Any]) -> StoredIdempotency:
+    return StoredIdempotency(
+        tenant=r[0],
+        key=r[1],
+        fingerprint=r[2],
+        result=AppendResult(r[3], r[4], r[5], r[6], r[7]),
+        response=None if r[8] is None else bytes(r[8]),
+    )
+
+
+def _is_superuser(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+    return bool(row and row[0])
+
+
+def _applied_versions(conn: psycopg.Connection[Any]) -> set[int]:
+    exists = conn.execute("SELECT to_regclass('ledger_migrations') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        return set()
+    return {row[0] for row in conn.execute("SELECT version FROM ledger_migrations")}
+
+
+def _ensure_role(conn: psycopg.Connection[Any], role: str) -> None:
+    """Create the service role once per cluster (NOLOGIN: superusers act as it by SET ROLE)."""
+    found = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+    if found:
+        return
+    try:
+        with conn.transaction():
+            conn.execute(
+                sql.SQL("CREATE ROLE {} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(
+                    sql.Identifier(role)
+                )
+            )
+    except psycopg.errors.DuplicateObject:
+        pass  # created concurrently by another migrator
+
+
+class _PostgresWriteSession:
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def heads(self, keys: set[StreamKey]) -> dict[StreamKey, StreamHead]:
+        if not keys:
+            return {}
+        tenants, ids = zip(*keys, strict=True)
+        rows = self._conn.execute(SELECT_HEADS, (list(tenants), list(ids))).fetchall()
+        return {(r[0], r[1]): StreamHead(r[2], r[3], r[4]) for r in rows}
+
+    def idempotency(self, keys: set[StreamKey]) -> dict[StreamKey, StoredIdempotency]:
+        if not keys:
+            return {}
+        tenants, names = zip(*keys, strict=True)
+        rows = self._conn.execute(SELECT_KEYS, (list(tenants), list(names))).fetchall()
+        return {(r[0], r[1]): idempotency_from_row(r) for r in rows}
+
+    def max_position(self) -> int:
+        row = self._conn.execute("SELECT max(position) FROM events").fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def insert(self, plan: BatchPlan) -> None:
+        rows = plan.rows
+        if rows:
+            self._conn.execute(
+                INSERT_EVENTS,
+                (
+                    [e.tenant for e in rows],
+                    [e.stream_type for e in rows],
+                    [e.stream_id for e in rows],
+                    [e.seq for e in rows],
+                    [e.position for e in rows],
+                    [e.type for e in rows],
+                    [e.class_version for e in rows],
+                    [e.data for e in rows],
+                    [e.metadata for e in rows],
+                    [e.recorded_at for e in rows],
+                    [e.prev_hash for e in rows],
+                    [e.hash for e in rows],
+                ),
+            )
+        keys = plan.idempotency_rows
+        if keys:
+            self._conn.execute(
+                INSERT_KEYS,
+                (
+                    [k.tenant for k in keys],
+                    [k.key for k in keys],
+                    [k.fingerprint for k in keys],
+                    [k.result.stream_id for k in keys],
+                    [k.result.first_seq for k in keys],
+                    [k.result.seq for k in keys],
+                    [k.result.first_position for k in keys],
+                    [k.result.position for k in keys],
+                    [k.response for k in keys],
+                ),
+            )

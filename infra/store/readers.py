@@ -1,0 +1,156 @@
+"""Asyncio reads for the HTTP path.
+
+On PostgreSQL reads go through psycopg's asyncio pool; on SQLite they run inline
+on the event loop's thread (a local file read of a few pages is cheaper than a
+thread hop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from infra.store.batch import StoredIdempotency
+from infra.store.errors import StoreUnavailable
+from infra.store.postgres import (
+    SELECT_HEAD,
+    SELECT_KEYS,
+    PostgresBackend,
+    feed_query,
+    idempotency_from_row,
+    parse_pg_time,
+    stream_query,
+)
+from infra.store.records import RecordedEvent, StreamHead
+from infra.store.rows import event_from_row
+from infra.store.sqlite import SqliteBackend
+
+
+class AsyncReader(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def read_stream(
+        self,
+        tenant: str,
+        stream_id: str,
+        *,
+        after_seq: int = 0,
+        upto_seq: int | None = None,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]: ...
+
+    async def stream_head(self, tenant: str, stream_id: str) -> StreamHead | None: ...
+
+    async def read_all(
+        self, *, after_position: int = 0, limit: int = 1000, types: Sequence[str] = ()
+    ) -> list[RecordedEvent]: ...
+
+    async def max_position(self) -> int: ...
+
+    async def read_idempotency(self, tenant: str, key: str) -> StoredIdempotency | None: ...
+
+    async def ping(self) -> None: ...
+
+
+class InlineSqliteReader:
+    """Reads from the SQLite file on the calling thread."""
+
+    def __init__(self, backend: SqliteBackend) -> None:
+        self._backend = backend
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def read_stream(
+        self,
+        tenant: str,
+        stream_id: str,
+        *,
+        after_seq: int = 0,
+        upto_seq: int | None = None,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        return self._backend.read_stream(
+            tenant, stream_id, after_seq=after_seq, upto_seq=upto_seq, limit=limit
+        )
+
+    async def stream_head(self, tenant: str, stream_id: str) -> StreamHead | None:
+        return self._backend.stream_head(tenant, stream_id)
+
+    async def read_all(
+        self, *, after_position: int = 0, limit: int = 1000, types: Sequence[str] = ()
+    ) -> list[RecordedEvent]:
+        return self._backend.read_all(after_position=after_position, limit=limit, types=types)
+
+    async def max_position(self) -> int:
+        return self._backend.max_position()
+
+    async def read_idempotency(self, tenant: str, key: str) -> StoredIdempotency | None:
+        return self._backend.read_idempotency(tenant, key)
+
+    async def ping(self) -> None:
+        self._backend.ping()
+
+
+class AsyncPostgresReader:
+    """Reads through an asyncio connection pool acting as the service role."""
+
+    def __init__(self, backend: PostgresBackend) -> None:
+        self._pool: AsyncConnectionPool = backend.async_pool()
+
+    async def open(self) -> None:
+        await self._pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def _fetch(self, text: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        try:
+            async with self._pool.connection(timeout=5.0) as conn:
+                cursor = await conn.execute(text, params)
+                return await cursor.fetchall()
+        except (psycopg.OperationalError, TimeoutError) as error:
+            raise StoreUnavailable(f"PostgreSQL read failed: {error}") from error
+
+    async def read_stream(
+        self,
+        tenant: str,
+        stream_id: str,
+        *,
+        after_seq: int = 0,
+        upto_seq: int | None = None,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        text, extra = stream_query(upto_seq=upto_seq, limit=limit, desc=False)
+        rows = await self._fetch(text, [tenant, stream_id, after_seq, *extra])
+        return [event_from_row(row, parse_pg_time) for row in rows]
+
+    async def stream_head(self, tenant: str, stream_id: str) -> StreamHead | None:
+        rows = await self._fetch(SELECT_HEAD, [tenant, stream_id])
+        return StreamHead(*rows[0]) if rows else None
+
+    async def read_all(
+        self, *, after_position: int = 0, limit: int = 1000, types: Sequence[str] = ()
+    ) -> list[RecordedEvent]:
+        text, extra = feed_query(upto_position=None, limit=limit, types=types)
+        rows = await self._fetch(text, [after_position, *extra])
+        return [event_from_row(row, parse_pg_time) for row in rows]
+
+    async def max_position(self) -> int:
+        rows = await self._fetch("SELECT max(position) FROM events", [])
+        return int(rows[0][0] or 0)
+
+    async def read_idempotency(self, tenant: str, key: str) -> StoredIdempotency | None:
+        rows = await self._fetch(SELECT_KEYS, [[tenant], [key]])
+        return idempotency_from_row(rows[0]) if rows else None
+
+    async def ping(self) -> None:
+        await self._fetch("SELECT 1", [])

@@ -1,0 +1,318 @@
+"""The embedded backend: one SQLite file, WAL, ``synchronous=FULL``.
+
+One writer connection (used only by the writer thread) takes ``BEGIN IMMEDIATE``,
+which is SQLite's whole-database write lock, so positions are assigned as
+max + row number exactly as on PostgreSQL, also across processes sharing the
+file. Readers get a connection per thread; WAL lets them read while the writer
+writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from infra.store.batch import (
+    BatchPlan,
+    StoredIdempotency,
+    StreamKey,
+    idempotency_keys,
+    plan_batch,
+    stream_keys,
+)
+from infra.store.errors import PositionNotAdvanced, StoreUnavailable
+from infra.store.hashing import format_timestamp, parse_timestamp
+from infra.store.records import AppendResult, Commit, RecordedEvent, StreamHead
+from infra.store.rows import EVENT_COLUMNS, event_from_row
+from infra.store.schema import MIGRATIONS, SQLITE_MIGRATIONS_TABLE
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def _parse_time(value: object) -> datetime:
+    return parse_timestamp(str(value))
+
+
+class SqliteBackend:
+    """The store on a SQLite file."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._writer: sqlite3.Connection | None = None
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+
+    # connections -----------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        with self._connections_lock:
+            self._connections.append(conn)
+        return conn
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's read connection."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self, *, immediate: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction on this thread's connection (used by projections and tracking)."""
+        conn = self.reader()
+        conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._connections_lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._writer = None
+        self._local = threading.local()
+
+    # schema ------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        conn = self._connect()
+        try:
+            conn.execute(SQLITE_MIGRATIONS_TABLE)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                applied = {row[0] for row in conn.execute("SELECT version FROM ledger_migrations")}
+                for migration in MIGRATIONS:
+                    if migration.version in applied:
+                        continue
+                    for statement in migration.sqlite:
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO ledger_migrations (version, description) VALUES (?, ?)",
+                        (migration.version, migration.description),
+                    )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            with self._connections_lock:
+                self._connections.remove(conn)
+            conn.close()
+
+    def schema_version(self) -> int:
+        row = self.reader().execute("SELECT max(version) FROM ledger_migrations").fetchone()
+        return int(row[0] or 0)
+
+    # writing -------------------------------------------------------------------
+
+    def write_batch(self, commits: list[Commit]) -> BatchPlan:
+        if self._writer is None:
+            self._writer = self._connect()
+        conn = self._writer
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise StoreUnavailable(f"could not start a write: {error}") from error
+        try:
+            session = _SqliteWriteSession(conn)
+            plan = plan_batch(
+                commits,
+                session.heads(stream_keys(commits)),
+                session.idempotency(idempotency_keys(commits)),
+                session.max_position(),
+            )
+            session.insert(plan)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return plan
+
+    # reading -------------------------------------------------------------------
+
+    def read_stream(
+        self,
+        tenant: str,
+        stream_id: str,
+        *,
+        after_seq: int = 0,
+        upto_seq: int | None = None,
+        limit: int | None = None,
+        desc: bool = False,
+    ) -> list[RecordedEvent]:
+        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE tenant = ? AND stream_id = ? AND seq > ?"
+        params: list[object] = [tenant, stream_id, after_seq]
+        if upto_seq is not None:
+            sql += " AND seq <= ?"
+            params.append(upto_seq)
+        sql += " ORDER BY seq DESC" if desc else " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        rows = self.reader().execute(sql, params).fetchall()
+        return [event_from_row(row, _parse_time) for row in rows]
+
+    def stream_head(self, tenant: str, stream_id: str) -> StreamHead | None:
+        return _head(self.reader(), tenant, stream_id)
+
+    def read_all(
+        self,
+        *,
+        after_position: int = 0,
+        upto_position: int | None = None,
+        limit: int = 1000,
+        types: Sequence[str] = (),
+    ) -> list[RecordedEvent]:
+        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE position > ?"
+        params: list[object] = [after_position]
+        if upto_position is not None:
+            sql += " AND position <= ?"
+            params.append(upto_position)
+        if types:
+            sql += f" AND type IN ({', '.join('?' for _ in types)})"
+            params.extend(types)
+        sql += " ORDER BY position LIMIT ?"
+        params.append(limit)
+        rows = self.reader().execute(sql, params).fetchall()
+        return [event_from_row(row, _parse_time) for row in rows]
+
+    def max_position(self) -> int:
+        row = self.reader().execute("SELECT max(position) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def advance_position(self, name: str, position: int) -> None:
+        with self.transaction() as conn:
+            advance_position(conn, name, position)
+
+    def projection_position(self, name: str) -> int | None:
+        row = (
+            self.reader()
+            .execute("SELECT position FROM projection_positions WHERE name = ?", (name,))
+            .fetchone()
+        )
+        return None if row is None else int(row[0])
+
+    def read_idempotency(self, tenant: str, key: str) -> StoredIdempotency | None:
+        return _SqliteWriteSession(self.reader()).idempotency({(tenant, key)}).get((tenant, key))
+
+    def ping(self) -> None:
+        try:
+            self.reader().execute("SELECT 1").fetchone()
+        except sqlite3.Error as error:
+            raise StoreUnavailable(f"the SQLite file cannot be read: {error}") from error
+
+
+def advance_position(conn: sqlite3.Connection, name: str, position: int) -> None:
+    """Move a projection's position forward inside the caller's transaction."""
+    row = conn.execute(
+        "INSERT INTO projection_positions (name, position) VALUES (?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET position = excluded.position,"
+        " updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+        " WHERE projection_positions.position < excluded.position RETURNING position",
+        (name, position),
+    ).fetchone()
+    if row is None:
+        raise PositionNotAdvanced(name, position)
+
+
+def _head(conn: sqlite3.Connection, tenant: str, stream_id: str) -> StreamHead | None:
+    row = conn.execute(
+        "SELECT stream_type, seq, hash FROM events WHERE tenant = ? AND stream_id = ?"
+        " ORDER BY seq DESC LIMIT 1",
+        (tenant, stream_id),
+    ).fetchone()
+    return None if row is None else StreamHead(row[0], row[1], row[2])
+
+
+class _SqliteWriteSession:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def heads(self, keys: set[StreamKey]) -> dict[StreamKey, StreamHead]:
+        found = {}
+        for tenant, stream_id in keys:
+            head = _head(self._conn, tenant, stream_id)
+            if head is not None:
+                found[(tenant, stream_id)] = head
+        return found
+
+    def idempotency(self, keys: set[StreamKey]) -> dict[StreamKey, StoredIdempotency]:
+        found = {}
+        for tenant, key in keys:
+            row = self._conn.execute(
+                "SELECT fingerprint, stream_id, first_seq, seq, first_position, position, response"
+                " FROM idempotency_keys WHERE tenant = ? AND key = ?",
+                (tenant, key),
+            ).fetchone()
+            if row is not None:
+                found[(tenant, key)] = StoredIdempotency(
+                    tenant=tenant,
+                    key=key,
+                    fingerprint=row[0],
+                    result=AppendResult(row[1], row[2], row[3], row[4], row[5]),
+                    response=None if row[6] is None else bytes(row[6]),
+                )
+        return found
+
+    def max_position(self) -> int:
+        row = self._conn.execute("SELECT max(position) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def insert(self, plan: BatchPlan) -> None:
+        self._conn.executemany(
+            f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    e.tenant,
+                    e.stream_type,
+                    e.stream_id,
+                    e.seq,
+                    e.position,
+                    e.type,
+                    e.class_version,
+                    e.data,
+                    e.metadata,
+                    format_timestamp(e.recorded_at),
+                    e.prev_hash,
+                    e.hash,
+                )
+                for e in plan.rows
+            ],
+        )
+        self._conn.executemany(
+            "INSERT INTO idempotency_keys (tenant, key, fingerprint, stream_id, first_seq, seq,"
+            " first_position, position, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    k.tenant,
+                    k.key,
+                    k.fingerprint,
+                    k.result.stream_id,
+                    k.result.first_seq,
+                    k.result.seq,
+                    k.result.first_position,
+                    k.result.position,
+                    k.response,
+                )
+                for k in plan.idempotency_rows
+            ],
+        )
