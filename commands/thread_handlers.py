@@ -1,0 +1,148 @@
+"""Handlers of thread commands: load the thread, call one method, save.
+
+Commands on one thread are decided one at a time in this process (a lock per
+stream). A command that still loses a race, to another Ledger instance on the
+same database, is decided again on the fresh state, so concurrent commands
+behave as if they came one after the other; only a rule that the fresh state
+breaks is refused.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from commands.ports import (
+    Clock,
+    CommandContext,
+    ConcurrencyConflict,
+    Repository,
+    Saved,
+    WorkspaceResolver,
+)
+from commands.stream_locks import StreamLocks
+from commands.thread_commands import AddItem, CompleteTurn, SetItemStatus, StartThread, StartTurn
+from domain.errors import LifecycleConflict, NotFound
+from domain.thread import Thread
+
+MAX_ATTEMPTS = 10
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+class ThreadHandlers:
+    """Every thread command, each one load → one domain method → save."""
+
+    def __init__(self, repository: Repository, clock: Clock, workspace: WorkspaceResolver) -> None:
+        self._repository = repository
+        self._clock = clock
+        self._workspace = workspace
+        self._locks = StreamLocks()
+
+    async def start_thread(self, command: StartThread, context: CommandContext) -> Saved:
+        replayed = await self._repository.replay(context)
+        if replayed is not None:
+            return replayed
+        thread_id = command.thread_id or new_id("thr")
+        workspace = self._workspace(command.workspace) if command.workspace is not None else None
+        thread = Thread(
+            id=thread_id,
+            workspace=workspace,
+            title=command.title,
+            metadata=command.metadata,
+            timestamp=self._clock(),
+        )
+        return await self._repository.save(thread, context, {"thread_id": thread_id})
+
+    async def start_turn(
+        self, thread_id: str, command: StartTurn, context: CommandContext
+    ) -> Saved:
+        turn_id = command.turn_id or new_id("turn")
+
+        def decide(thread: Thread) -> dict[str, Any]:
+            thread.start_turn(
+                turn_id=turn_id,
+                input=command.input,
+                executor_id=command.executor_id,
+                auto_approve=command.auto_approve,
+                trust_mode=command.trust_mode,
+                now=self._clock(),
+            )
+            return {"thread_id": thread_id, "turn_id": turn_id}
+
+        return await self._change(thread_id, context, decide)
+
+    async def add_item(
+        self, thread_id: str, turn_id: str, command: AddItem, context: CommandContext
+    ) -> Saved:
+        item_id = command.item_id or new_id("item")
+
+        def decide(thread: Thread) -> dict[str, Any]:
+            kind = thread.add_item(
+                turn_id=turn_id,
+                item_id=item_id,
+                tool_name=command.tool_name,
+                kind=command.kind,
+                status=command.status,
+                payload=command.payload,
+                now=self._clock(),
+            )
+            return {"thread_id": thread_id, "turn_id": turn_id, "item_id": item_id, "kind": kind}
+
+        return await self._change(thread_id, context, decide)
+
+    async def set_item_status(
+        self,
+        thread_id: str,
+        turn_id: str,
+        item_id: str,
+        command: SetItemStatus,
+        context: CommandContext,
+    ) -> Saved:
+        def decide(thread: Thread) -> dict[str, Any]:
+            thread.set_item_status(
+                turn_id=turn_id, item_id=item_id, status=command.status, now=self._clock()
+            )
+            return {"item_id": item_id, "status": command.status}
+
+        return await self._change(thread_id, context, decide)
+
+    async def complete_turn(
+        self, thread_id: str, turn_id: str, command: CompleteTurn, context: CommandContext
+    ) -> Saved:
+        def decide(thread: Thread) -> dict[str, Any]:
+            thread.end_turn(
+                turn_id=turn_id, status=command.status, error=command.error, now=self._clock()
+            )
+            turn = thread.turns[turn_id]
+            return {"turn_id": turn_id, "status": turn.status, "duration_ms": turn.duration_ms}
+
+        return await self._change(thread_id, context, decide)
+
+    async def _change(
+        self,
+        thread_id: str,
+        context: CommandContext,
+        decide: Callable[[Thread], dict[str, Any]],
+    ) -> Saved:
+        replayed = await self._repository.replay(context)
+        if replayed is not None:
+            return replayed
+        async with self._locks.hold(context.tenant, thread_id):
+            for _ in range(MAX_ATTEMPTS):
+                thread = await self.load(context.tenant, thread_id)
+                body = decide(thread)
+                try:
+                    return await self._repository.save(thread, context, body)
+                except ConcurrencyConflict:
+                    continue  # another Ledger instance appended first: decide again
+        raise LifecycleConflict(f"thread {thread_id} is changing too fast; retry the command")
+
+    async def load(self, tenant: str, thread_id: str) -> Thread:
+        aggregate = await self._repository.load(tenant, thread_id)
+        if not isinstance(aggregate, Thread):
+            raise NotFound(f"no thread {thread_id}", thread_id=thread_id)
+        return aggregate

@@ -1,0 +1,1 @@
+"""The domain model: aggregates, their events and lifecycle rules. No I/O."""

@@ -1,0 +1,54 @@
+"""Base classes for aggregates and their events.
+
+Aggregates are :class:`eventsourcing.domain.BaseAggregate` with string ids.
+Events are frozen pydantic models. Public aggregate methods validate and compute
+everything impure (clock readings, durations, ids) and pass it in; the
+``@event`` method bodies only assign, because they are replayed for time travel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, ClassVar
+
+from eventsourcing.domain import BaseAggregate, CanInitAggregate, CanMutateAggregate
+from pydantic import BaseModel, ConfigDict
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class DomainEvent(BaseModel):
+    """A fact, past tense. ``class_version`` and ``upcasters`` let old stored shapes load.
+
+    ``upcasters[v]`` turns the data of version ``v`` into version ``v + 1``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    originator_id: str
+    originator_version: int
+    timestamp: datetime
+
+    class_version: ClassVar[int] = 1
+    upcasters: ClassVar[dict[int, Upcaster]] = {}
+
+
+class LedgerAggregate(BaseAggregate[str]):
+    """An aggregate whose id is the client-facing external id (``thr_…``, ``run_…``)."""
+
+    stream_type: ClassVar[str] = ""
+
+    class Event(DomainEvent, CanMutateAggregate[str]):
+        pass
+
+    class Created(Event, CanInitAggregate[str]):
+        originator_topic: str
+
+
+def fold(events: list[LedgerAggregate.Event]) -> LedgerAggregate | None:
+    """The aggregate as after the last of ``events`` (replayed in order), or None."""
+    aggregate: LedgerAggregate | None = None
+    for domain_event in events:
+        aggregate = domain_event.mutate(aggregate)
+    return aggregate

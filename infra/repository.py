@@ -1,0 +1,94 @@
+"""The repository of aggregates over the event store: fold to load, append to save."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from commands.ports import CommandContext, ConcurrencyConflict, IdempotencyMismatch, Saved
+from domain.base import LedgerAggregate, fold
+from domain.errors import LifecycleConflict
+from infra.mapper import EventMapper
+from infra.store.errors import IdempotencyKeyReused, StreamTypeClash, WrongExpectedVersion
+from infra.store.eventstore import EventStore
+from infra.store.hashing import canonical_json
+from infra.store.records import CommitResult, IdempotencyKey, RecordedEvent
+
+
+class EventSourcedRepository:
+    """Loads an aggregate by folding its stream; saves its pending events at its loaded version."""
+
+    def __init__(self, store: EventStore, mapper: EventMapper) -> None:
+        self._store = store
+        self._mapper = mapper
+
+    async def load(
+        self, tenant: str, stream_id: str, *, upto_seq: int | None = None
+    ) -> LedgerAggregate | None:
+        records = await self._store.read_stream(tenant, stream_id, upto_seq=upto_seq)
+        return self.fold_records(records)
+
+    def fold_records(self, records: list[RecordedEvent]) -> LedgerAggregate | None:
+        return fold([self._mapper.to_domain_event(record) for record in records])
+
+    async def save(
+        self, aggregate: LedgerAggregate, context: CommandContext, body: dict[str, Any]
+    ) -> Saved:
+        pending = aggregate.collect_events()
+        expected_version = aggregate.version - len(pending)
+        metadata = context.metadata()
+        events = [self._mapper.to_new_event(e, metadata) for e in pending]  # type: ignore[arg-type]
+        key = (
+            IdempotencyKey(context.idempotency.key, context.idempotency.fingerprint)
+            if context.idempotency
+            else None
+        )
+        try:
+            result = await self._store.append(
+                context.tenant,
+                aggregate.stream_type,
+                aggregate.id,
+                expected_version,
+                events,
+                key,
+                response=canonical_json(body),
+            )
+        except WrongExpectedVersion as error:
+            if expected_version == 0:
+                raise LifecycleConflict(f"{aggregate.id} already exists") from error
+            raise ConcurrencyConflict(str(error)) from error
+        except StreamTypeClash as error:
+            raise LifecycleConflict(str(error)) from error
+        except IdempotencyKeyReused as error:
+            raise IdempotencyMismatch(error.key) from error
+        return _saved(result, body)
+
+    async def replay(self, context: CommandContext) -> Saved | None:
+        if context.idempotency is None:
+            return None
+        stored = await self._store.read_idempotency(context.tenant, context.idempotency.key)
+        if stored is None:
+            return None
+        if stored.fingerprint != context.idempotency.fingerprint:
+            raise IdempotencyMismatch(context.idempotency.key)
+        body = orjson.loads(stored.response) if stored.response else {}
+        return Saved(
+            stored.result.seq,
+            stored.result.position,
+            _with_position(body, stored.result.seq, stored.result.position),
+            replayed=True,
+        )
+
+
+def _with_position(body: dict[str, Any], seq: int, position: int) -> dict[str, Any]:
+    return {**body, "seq": seq, "position": position}
+
+
+def _saved(result: CommitResult, body: dict[str, Any]) -> Saved:
+    last = result.last
+    if result.replayed:
+        body = orjson.loads(result.response) if result.response else body
+    return Saved(
+        last.seq, last.position, _with_position(body, last.seq, last.position), result.replayed
+    )
