@@ -1,0 +1,90 @@
+"""Settings, read once from the environment into a typed object that fails loudly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _int(
+    env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None
+) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as error:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from error
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything Ledger reads from its environment. Durations are milliseconds."""
+
+    database_url: str = "sqlite:///ledger.db"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workspace: Path = Path(".")
+    max_body_bytes: int = 1_048_576
+    max_page_size: int = 1000
+    policy_interval_ms: int = 1000
+    executor_lease_ms: int = 30_000
+    ack_timeout_ms: int = 30_000
+    worker_launch_timeout_ms: int = 60_000
+    stale_run_after_ms: int = 600_000
+    stale_gate_after_ms: int = 86_400_000
+    auto_resume_window_ms: int = 1_200_000
+    auto_resume_max: int = 2
+    auto_resume: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        defaults = cls()
+        auto_resume = env.get("LEDGER_AUTO_RESUME", "on").strip().lower()
+        if auto_resume not in ("on", "off", "true", "false", "1", "0"):
+            raise ConfigError(f"LEDGER_AUTO_RESUME must be on or off, got {auto_resume!r}")
+        return cls(
+            database_url=env.get("LEDGER_DATABASE_URL") or defaults.database_url,
+            host=env.get("LEDGER_HOST") or defaults.host,
+            port=_int(env, "LEDGER_PORT", defaults.port, minimum=0, maximum=65535),
+            workspace=Path(env.get("LEDGER_WORKSPACE") or "."),
+            max_body_bytes=_int(env, "LEDGER_MAX_BODY_BYTES", defaults.max_body_bytes, 1),
+            max_page_size=_int(env, "LEDGER_MAX_PAGE_SIZE", defaults.max_page_size, 1),
+            policy_interval_ms=_int(
+                env, "LEDGER_POLICY_INTERVAL_MS", defaults.policy_interval_ms, 1
+            ),
+            executor_lease_ms=_int(env, "LEDGER_EXECUTOR_LEASE_MS", defaults.executor_lease_ms, 1),
+            ack_timeout_ms=_int(env, "LEDGER_ACK_TIMEOUT_MS", defaults.ack_timeout_ms, 1),
+            worker_launch_timeout_ms=_int(
+                env, "LEDGER_WORKER_LAUNCH_TIMEOUT_MS", defaults.worker_launch_timeout_ms, 1
+            ),
+            stale_run_after_ms=_int(
+                env, "LEDGER_STALE_RUN_AFTER_MS", defaults.stale_run_after_ms, 1
+            ),
+            stale_gate_after_ms=_int(
+                env, "LEDGER_STALE_GATE_AFTER_MS", defaults.stale_gate_after_ms, 1
+            ),
+            auto_resume_window_ms=_int(
+                env, "LEDGER_AUTO_RESUME_WINDOW_MS", defaults.auto_resume_window_ms, 1
+            ),
+            auto_resume_max=_int(env, "LEDGER_AUTO_RESUME_MAX", defaults.auto_resume_max, 0),
+            auto_resume=auto_resume in ("on", "true", "1"),
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with the given fields replaced (command-line flags win over the environment)."""
+        present = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, **present)  # type: ignore[arg-type]

@@ -1,0 +1,102 @@
+"""The Starlette application: the endpoint table, the error table, the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from infra.bootstrap import Ledger
+from infra.config import Settings
+from infra.http.endpoint import Endpoint
+from infra.http.errors import EXCEPTION_HANDLERS, error_response
+from infra.http.openapi import build_openapi
+from infra.http.schemas import Status
+from infra.http.thread_routes import ENDPOINTS as THREAD_ENDPOINTS
+from infra.http.wire import JSON
+from infra.store.errors import StoreError
+
+log = logging.getLogger(__name__)
+VERSION = "0.1.0"
+
+
+async def healthz(request: Request) -> Response:
+    return JSON({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    ledger: Ledger = request.app.state.ledger
+    try:
+        await ledger.store.ping()
+    except StoreError as error:
+        return error_response(503, "not_ready", str(error))
+    return JSON({"status": "ready"})
+
+
+async def openapi(request: Request) -> Response:
+    return JSON(request.app.state.openapi)
+
+
+SYSTEM_ENDPOINTS = [
+    Endpoint(
+        "GET",
+        "/healthz",
+        healthz,
+        "Liveness: the process answers",
+        response=Status,
+        tags=("system",),
+    ),
+    Endpoint(
+        "GET",
+        "/readyz",
+        readyz,
+        "Readiness: the database answers",
+        response=Status,
+        errors=(503,),
+        tags=("system",),
+    ),
+]
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    message = "no such endpoint" if exc.status_code == 404 else str(exc.detail)
+    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), message)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal_error", "the server failed to handle this request")
+
+
+def create_app(settings: Settings, ledger: Ledger | None = None) -> Starlette:
+    """The HTTP app; the Ledger is started and stopped by the app's lifespan."""
+    endpoints = [*SYSTEM_ENDPOINTS, *THREAD_ENDPOINTS]
+    service = ledger or Ledger(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    routes = [Route(e.path, e.handler, methods=[e.method]) for e in endpoints]
+    routes.append(Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False))
+    handlers = {
+        **EXCEPTION_HANDLERS,
+        HTTPException: handle_http_exception,
+        Exception: handle_unexpected,
+    }
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    app.state.ledger = service
+    app.state.openapi = build_openapi(endpoints, title="Ledger", version=VERSION)
+    return app

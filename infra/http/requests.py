@@ -1,0 +1,93 @@
+"""Reading requests: bounded JSON bodies, typed query strings, command context."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from commands.ports import CommandContext, Idempotency
+from infra.http.errors import ApiError, describe_validation, validation_details
+from infra.store.records import DEFAULT_TENANT
+
+Model = TypeVar("Model", bound=BaseModel)
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(
+            413, "body_too_large", f"request body exceeds the limit of {limit} bytes", limit=limit
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(
+                413,
+                "body_too_large",
+                f"request body exceeds the limit of {limit} bytes",
+                limit=limit,
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        return {}
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise ApiError(422, "invalid_body", "request body must be a JSON object")
+    return value
+
+
+async def read_command(request: Request, model: type[Model], limit: int) -> tuple[Model, bytes]:
+    """The body validated as ``model``, and its canonical bytes (for idempotency fingerprints)."""
+    payload = parse_json_object(await read_body(request, limit))
+    command = model.model_validate(payload)
+    return command, orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+
+
+def read_query(request: Request, model: type[Model]) -> Model:
+    """Query parameters as ``model``; malformed ones answer 400."""
+    try:
+        return model.model_validate(dict(request.query_params))
+    except ValidationError as error:
+        raise ApiError(
+            400, "invalid_query", describe_validation(error), **validation_details(error)
+        ) from error
+
+
+def command_context(request: Request, canonical_body: bytes) -> CommandContext:
+    headers = request.headers
+    key = headers.get("idempotency-key")
+    idempotency = None
+    if key is not None:
+        if not key or len(key) > MAX_IDEMPOTENCY_KEY:
+            raise ApiError(
+                400,
+                "invalid_idempotency_key",
+                f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters",
+            )
+        fingerprint = hashlib.sha256(
+            request.method.encode() + b" " + request.url.path.encode() + b"\n" + canonical_body
+        ).hexdigest()
+        idempotency = Idempotency(key, fingerprint)
+    return CommandContext(
+        tenant=DEFAULT_TENANT,
+        actor=headers.get("x-ledger-actor", "anonymous")[:256],
+        correlation_id=headers.get("x-request-id", "")[:256] or str(uuid.uuid4()),
+        idempotency=idempotency,
+    )

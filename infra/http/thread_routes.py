@@ -1,0 +1,227 @@
+"""Thread endpoints: commands (``POST``) and views of one stream (``GET``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import Response
+
+from commands.ports import Saved
+from commands.thread_commands import AddItem, CompleteTurn, SetItemStatus, StartThread, StartTurn
+from domain.errors import NotFound
+from domain.thread import Thread
+from infra.http.endpoint import Endpoint
+from infra.http.errors import ApiError
+from infra.http.requests import command_context, read_command, read_query
+from infra.http.schemas import (
+    ItemAddedResponse,
+    ItemStatusResponse,
+    StreamEventsPage,
+    ThreadStartedResponse,
+    ThreadViewResponse,
+    TurnEndedResponse,
+    TurnStartedResponse,
+)
+from infra.http.wire import JSON, event_wire
+from queries.thread_view import thread_view
+
+if TYPE_CHECKING:
+    from infra.bootstrap import Ledger
+
+
+class EventsQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    since_seq: int = Field(0, ge=0)
+    limit: int = Field(100, ge=1, le=1000)
+
+
+def _ledger(request: Request) -> Ledger:
+    return request.app.state.ledger  # type: ignore[no-any-return]
+
+
+def _answer(saved: Saved, status: int) -> Response:
+    headers = {"Idempotent-Replayed": "true"} if saved.replayed else None
+    return JSON(saved.body, status_code=status, headers=headers)
+
+
+async def start_thread(request: Request) -> Response:
+    ledger = _ledger(request)
+    command, canonical = await read_command(request, StartThread, ledger.settings.max_body_bytes)
+    saved = await ledger.threads.start_thread(command, command_context(request, canonical))
+    return _answer(saved, 201)
+
+
+async def start_turn(request: Request) -> Response:
+    ledger = _ledger(request)
+    command, canonical = await read_command(request, StartTurn, ledger.settings.max_body_bytes)
+    executor = request.headers.get("x-ledger-executor")
+    if command.executor_id is None and executor:
+        command = StartTurn.model_validate({**command.model_dump(), "executor_id": executor})
+    saved = await ledger.threads.start_turn(
+        request.path_params["thread_id"], command, command_context(request, canonical)
+    )
+    return _answer(saved, 201)
+
+
+async def add_item(request: Request) -> Response:
+    ledger = _ledger(request)
+    command, canonical = await read_command(request, AddItem, ledger.settings.max_body_bytes)
+    p = request.path_params
+    saved = await ledger.threads.add_item(
+        p["thread_id"], p["turn_id"], command, command_context(request, canonical)
+    )
+    return _answer(saved, 201)
+
+
+async def set_item_status(request: Request) -> Response:
+    ledger = _ledger(request)
+    command, canonical = await read_command(request, SetItemStatus, ledger.settings.max_body_bytes)
+    p = request.path_params
+    saved = await ledger.threads.set_item_status(
+        p["thread_id"], p["turn_id"], p["item_id"], command, command_context(request, canonical)
+    )
+    return _answer(saved, 200)
+
+
+async def complete_turn(request: Request) -> Response:
+    ledger = _ledger(request)
+    command, canonical = await read_command(request, CompleteTurn, ledger.settings.max_body_bytes)
+    p = request.path_params
+    saved = await ledger.threads.complete_turn(
+        p["thread_id"], p["turn_id"], command, command_context(request, canonical)
+    )
+    return _answer(saved, 200)
+
+
+async def get_thread(request: Request) -> Response:
+    ledger = _ledger(request)
+    thread = await ledger.threads.load(ledger.tenant(request), request.path_params["thread_id"])
+    return JSON(thread_view(thread))
+
+
+async def get_thread_at(request: Request) -> Response:
+    ledger = _ledger(request)
+    thread_id = request.path_params["thread_id"]
+    raw_seq = request.path_params["seq"]
+    if not raw_seq.isdigit() or len(raw_seq) > 18:
+        raise ApiError(400, "invalid_path", f"seq must be a positive integer, got {raw_seq!r}")
+    seq = int(raw_seq)
+    aggregate = await ledger.repository.load(ledger.tenant(request), thread_id, upto_seq=seq)
+    if not isinstance(aggregate, Thread):
+        raise NotFound(f"no thread {thread_id}", thread_id=thread_id)
+    if seq == 0 or aggregate.version < seq:
+        raise NotFound(
+            f"thread {thread_id} has no event {seq} (its last is {aggregate.version})",
+            thread_id=thread_id,
+            last_seq=aggregate.version,
+        )
+    return JSON(thread_view(aggregate))
+
+
+async def get_thread_events(request: Request) -> Response:
+    ledger = _ledger(request)
+    thread_id = request.path_params["thread_id"]
+    query = read_query(request, EventsQuery)
+    tenant = ledger.tenant(request)
+    head = await ledger.store.stream_head(tenant, thread_id)
+    if head is None or head.stream_type != Thread.stream_type:
+        raise NotFound(f"no thread {thread_id}", thread_id=thread_id)
+    events = await ledger.store.read_stream(
+        tenant, thread_id, after_seq=query.since_seq, limit=query.limit
+    )
+    next_seq = events[-1].seq if events else query.since_seq
+    return JSON({"events": [event_wire(e) for e in events], "next_seq": next_seq})
+
+
+COMMAND_ERRORS = (400, 404, 409, 413, 422, 503)
+THREAD = "/v1/threads/{thread_id}"
+TURN = THREAD + "/turns/{turn_id}"
+
+ENDPOINTS = [
+    Endpoint(
+        "POST",
+        "/v1/threads",
+        start_thread,
+        "Start a thread",
+        201,
+        StartThread,
+        response=ThreadStartedResponse,
+        errors=(400, 409, 413, 422, 503),
+        tags=("threads",),
+    ),
+    Endpoint(
+        "POST",
+        THREAD + "/turns",
+        start_turn,
+        "Start a turn (one active turn per thread)",
+        201,
+        StartTurn,
+        response=TurnStartedResponse,
+        errors=COMMAND_ERRORS,
+        tags=("threads",),
+    ),
+    Endpoint(
+        "POST",
+        TURN + "/items",
+        add_item,
+        "Add an item to the active turn",
+        201,
+        AddItem,
+        response=ItemAddedResponse,
+        errors=COMMAND_ERRORS,
+        tags=("threads",),
+    ),
+    Endpoint(
+        "POST",
+        TURN + "/items/{item_id}/status",
+        set_item_status,
+        "Change an item's status",
+        200,
+        SetItemStatus,
+        response=ItemStatusResponse,
+        errors=COMMAND_ERRORS,
+        tags=("threads",),
+    ),
+    Endpoint(
+        "POST",
+        TURN + "/complete",
+        complete_turn,
+        "End the active turn",
+        200,
+        CompleteTurn,
+        response=TurnEndedResponse,
+        errors=COMMAND_ERRORS,
+        tags=("threads",),
+    ),
+    Endpoint(
+        "GET",
+        THREAD,
+        get_thread,
+        "The thread, folded from its stream",
+        response=ThreadViewResponse,
+        errors=(404, 503),
+        tags=("threads",),
+    ),
+    Endpoint(
+        "GET",
+        THREAD + "/events",
+        get_thread_events,
+        "Replay the thread's events after a seq",
+        query=EventsQuery,
+        response=StreamEventsPage,
+        errors=(400, 404, 503),
+        tags=("threads",),
+    ),
+    Endpoint(
+        "GET",
+        THREAD + "/at/{seq}",
+        get_thread_at,
+        "The thread as it was after event seq",
+        response=ThreadViewResponse,
+        errors=(400, 404, 503),
+        tags=("threads",),
+    ),
+]
