@@ -5,7 +5,12 @@ Rules kept here:
 - an item's kind comes from its tool name, else the kind given;
 - items start ``queued`` unless a status is given; a final item status is final;
 - a turn ends once, as completed, failed or interrupted, with ``duration_ms``;
-  interrupting a turn interrupts its queued and in-progress items.
+  interrupting a turn interrupts its queued and in-progress items;
+- approvals live in their thread and are decided once, for the turn they were asked
+  in; turns started with ``auto_approve`` have them decided by the policy at once;
+- usage is per turn and replaces the turn's previous figures;
+- the workspace cannot change while a turn is active; an archived thread takes no
+  new turns.
 """
 
 from __future__ import annotations
@@ -17,20 +22,27 @@ from typing import Any, ClassVar
 
 from eventsourcing.domain import event
 
+from domain.approval_policy import APPROVE, POLICY_ACTOR, SESSION_ACTOR, auto_decision
 from domain.base import LedgerAggregate
 from domain.errors import InvalidCommand, LifecycleConflict, NotFound
 from domain.item_kind import kind_for_tool
 from domain.thread_events import (
+    ApprovalDecided,
+    ApprovalRequested,
     ItemAdded,
     ItemStatusChanged,
+    ThreadArchived,
     ThreadStarted,
     TurnCompleted,
     TurnEnded,
     TurnFailed,
     TurnInterrupted,
     TurnStarted,
+    UsageRecorded,
+    WorkspaceChanged,
 )
 
+RESTART_REASON = "Interrupted by process restart"
 ITEM_STATUSES = ("queued", "in_progress", "completed", "failed", "declined", "interrupted")
 OPEN_ITEM_STATUSES = frozenset({"queued", "in_progress"})
 TURN_END_EVENTS: dict[str, type[TurnEnded]] = {
@@ -53,6 +65,43 @@ class Item:
 
 
 @dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    reasoning_replay_tokens: int = 0
+    cost_usd: float = 0.0
+    model: str | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.reasoning_tokens
+            + self.reasoning_replay_tokens
+        )
+
+
+@dataclass
+class Approval:
+    approval_id: str
+    turn_id: str
+    item_id: str | None
+    approval_key: str | None
+    requires_full_access: bool
+    requested_at: datetime
+    decision: str | None = None
+    actor: str | None = None
+    remember_for_session: bool = False
+    decided_at: datetime | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.decision is None
+
+
+@dataclass
 class Turn:
     turn_id: str
     input: str | None
@@ -65,6 +114,7 @@ class Turn:
     error: str | None = None
     duration_ms: int | None = None
     item_ids: list[str] = field(default_factory=list)
+    usage: Usage | None = None
 
 
 class Thread(LedgerAggregate):
@@ -79,6 +129,11 @@ class Thread(LedgerAggregate):
     TurnCompleted = TurnCompleted
     TurnFailed = TurnFailed
     TurnInterrupted = TurnInterrupted
+    ApprovalRequested = ApprovalRequested
+    ApprovalDecided = ApprovalDecided
+    UsageRecorded = UsageRecorded
+    WorkspaceChanged = WorkspaceChanged
+    ThreadArchived = ThreadArchived
 
     @event(ThreadStarted)
     def __init__(
@@ -96,6 +151,8 @@ class Thread(LedgerAggregate):
         self.active_turn_id: str | None = None
         self.turns: dict[str, Turn] = {}
         self.items: dict[str, Item] = {}
+        self.approvals: dict[str, Approval] = {}
+        self.remembered_approval_keys: set[str] = set()
 
     # queries ---------------------------------------------------------------
 
@@ -108,6 +165,30 @@ class Thread(LedgerAggregate):
         if self.archived:
             return "archived"
         return "active" if self.active_turn_id is not None else "idle"
+
+    @property
+    def pending_approvals(self) -> list[Approval]:
+        return [a for a in self.approvals.values() if a.pending]
+
+    @property
+    def usage(self) -> Usage:
+        """Thread totals: the sum of every turn's usage."""
+        total = Usage()
+        for turn in self.turns.values():
+            if turn.usage is not None:
+                total.input_tokens += turn.usage.input_tokens
+                total.output_tokens += turn.usage.output_tokens
+                total.reasoning_tokens += turn.usage.reasoning_tokens
+                total.reasoning_replay_tokens += turn.usage.reasoning_replay_tokens
+                total.cost_usd += turn.usage.cost_usd
+        return total
+
+    def active_turn_of(self, executor_id: str) -> Turn | None:
+        """The active turn if ``executor_id`` runs it."""
+        if self.active_turn_id is None:
+            return None
+        turn = self.turns[self.active_turn_id]
+        return turn if turn.executor_id == executor_id else None
 
     def turn(self, turn_id: str) -> Turn:
         found = self.turns.get(turn_id)
@@ -157,9 +238,12 @@ class Thread(LedgerAggregate):
         status: str | None,
         payload: dict[str, Any],
         now: datetime,
+        after_the_fact: bool = False,
     ) -> str:
-        """Add an item to the active turn; returns the kind it was given."""
-        self._ensure_turn_is_active(self.turn(turn_id))
+        """Add an item to the active turn (or, asked explicitly, to an ended one); return its kind."""
+        turn = self.turn(turn_id)
+        if not after_the_fact:
+            self._ensure_turn_is_active(turn)
         if item_id in self.items:
             raise LifecycleConflict(f"thread {self.id} already has an item {item_id}")
         resolved_kind = kind_for_tool(tool_name) if tool_name else kind
@@ -220,6 +304,132 @@ class Thread(LedgerAggregate):
             interrupted_item_ids=interrupted,
             timestamp=now,
         )
+
+    def request_approval(
+        self,
+        *,
+        approval_id: str,
+        turn_id: str,
+        item_id: str | None,
+        approval_key: str | None,
+        requires_full_access: bool,
+        now: datetime,
+    ) -> str | None:
+        """Ask for approval on the active turn; returns the decision if one was made at once."""
+        turn = self.turn(turn_id)
+        self._ensure_turn_is_active(turn)
+        if item_id is not None:
+            self.item(turn_id, item_id)
+        if approval_id in self.approvals:
+            raise LifecycleConflict(f"thread {self.id} already has an approval {approval_id}")
+        decision = auto_decision(
+            auto_approve=turn.auto_approve,
+            trust_mode=turn.trust_mode,
+            requires_full_access=requires_full_access,
+        )
+        actor = POLICY_ACTOR if decision is not None else None
+        if decision is None and approval_key and approval_key in self.remembered_approval_keys:
+            decision, actor = APPROVE, SESSION_ACTOR
+        self._approval_requested(
+            approval_id=approval_id,
+            turn_id=turn_id,
+            item_id=item_id,
+            approval_key=approval_key,
+            requires_full_access=requires_full_access,
+            decision=decision,
+            actor=actor,
+            timestamp=now,
+        )
+        return decision
+
+    def decide_approval(
+        self,
+        *,
+        approval_id: str,
+        turn_id: str,
+        decision: str,
+        remember_for_session: bool,
+        actor: str,
+        now: datetime,
+    ) -> None:
+        """A person's decision; refused (and the approval left pending) for another turn."""
+        approval = self.approvals.get(approval_id)
+        if approval is None or not approval.pending:
+            raise NotFound(f"no pending approval for {approval_id}", approval_id=approval_id)
+        if approval.turn_id != turn_id:
+            raise LifecycleConflict(
+                f"pending approval scope mismatch for {approval_id}: expected thread {self.id}"
+                f" turn {approval.turn_id}, URL had thread {self.id} turn {turn_id}",
+                approval_id=approval_id,
+                expected_turn_id=approval.turn_id,
+            )
+        if decision not in ("approve", "deny"):
+            raise InvalidCommand(f"an approval cannot be decided as {decision!r}")
+        self._approval_decided(
+            approval_id=approval_id,
+            turn_id=turn_id,
+            decision=decision,
+            remember_for_session=remember_for_session,
+            actor=actor,
+            timestamp=now,
+        )
+
+    def record_usage(
+        self,
+        *,
+        turn_id: str,
+        usage: Usage,
+        now: datetime,
+        after_the_fact: bool = False,
+    ) -> None:
+        """Set the turn's usage so far (replacing earlier figures)."""
+        turn = self.turn(turn_id)
+        if not after_the_fact:
+            self._ensure_turn_is_active(turn)
+        self._usage_recorded(
+            turn_id=turn_id,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            reasoning_replay_tokens=usage.reasoning_replay_tokens,
+            cost_usd=usage.cost_usd,
+            model=usage.model,
+            timestamp=now,
+        )
+
+    def change_workspace(self, *, workspace: str, now: datetime) -> None:
+        self._ensure_not_archived()
+        if self.active_turn_id is not None:
+            raise LifecycleConflict(
+                "thread has an active turn; finish or interrupt before rebinding workspace",
+                active_turn_id=self.active_turn_id,
+            )
+        if workspace == self.workspace:
+            raise LifecycleConflict(f"thread {self.id} already uses workspace {workspace}")
+        self._workspace_changed(
+            workspace=workspace, previous_workspace=self.workspace, timestamp=now
+        )
+
+    def archive(self, *, now: datetime) -> None:
+        self._ensure_not_archived()
+        if self.active_turn_id is not None:
+            raise LifecycleConflict(
+                f"thread {self.id} has an active turn {self.active_turn_id};"
+                " finish or interrupt it before archiving",
+                active_turn_id=self.active_turn_id,
+            )
+        self._thread_archived(timestamp=now)
+
+    def interrupt_for_restart(self, *, executor_id: str, now: datetime) -> bool:
+        """Seed 000's restart recovery for the turn ``executor_id`` runs, if any.
+
+        Returns whether anything was interrupted; a second call finds nothing to do.
+        """
+        turn = self.active_turn_of(executor_id)
+        if turn is None:
+            return False
+        self.end_turn(turn_id=turn.turn_id, status="interrupted", error=RESTART_REASON, now=now)
+        return True
 
     # guards ----------------------------------------------------------------
 
@@ -292,6 +502,79 @@ class Thread(LedgerAggregate):
         item = self.items[item_id]
         item.status = status
         item.updated_at = timestamp
+
+    @event(ApprovalRequested)
+    def _approval_requested(
+        self,
+        approval_id: str,
+        turn_id: str,
+        item_id: str | None,
+        approval_key: str | None,
+        requires_full_access: bool,
+        decision: str | None,
+        actor: str | None,
+        timestamp: datetime,
+    ) -> None:
+        self.approvals[approval_id] = Approval(
+            approval_id=approval_id,
+            turn_id=turn_id,
+            item_id=item_id,
+            approval_key=approval_key,
+            requires_full_access=requires_full_access,
+            requested_at=timestamp,
+            decision=decision,
+            actor=actor,
+            decided_at=timestamp if decision is not None else None,
+        )
+
+    @event(ApprovalDecided)
+    def _approval_decided(
+        self,
+        approval_id: str,
+        turn_id: str,
+        decision: str,
+        remember_for_session: bool,
+        actor: str,
+        timestamp: datetime,
+    ) -> None:
+        approval = self.approvals[approval_id]
+        approval.decision = decision
+        approval.actor = actor
+        approval.remember_for_session = remember_for_session
+        approval.decided_at = timestamp
+        if remember_for_session and decision == "approve" and approval.approval_key:
+            self.remembered_approval_keys.add(approval.approval_key)
+
+    @event(UsageRecorded)
+    def _usage_recorded(
+        self,
+        turn_id: str,
+        input_tokens: int,
+        output_tokens: int,
+        reasoning_tokens: int,
+        reasoning_replay_tokens: int,
+        cost_usd: float,
+        model: str | None,
+        timestamp: datetime,
+    ) -> None:
+        self.turns[turn_id].usage = Usage(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            reasoning_tokens=reasoning_tokens,
+            reasoning_replay_tokens=reasoning_replay_tokens,
+            cost_usd=cost_usd,
+            model=model,
+        )
+
+    @event(WorkspaceChanged)
+    def _workspace_changed(
+        self, workspace: str, previous_workspace: str | None, timestamp: datetime
+    ) -> None:
+        self.workspace = workspace
+
+    @event(ThreadArchived)
+    def _thread_archived(self, timestamp: datetime) -> None:
+        self.archived = True
 
     @event(TurnCompleted)
     def _turn_completed(

@@ -58,6 +58,47 @@ class TurnInterrupted(TurnEnded):
     pass
 
 
+class ApprovalRequested(LedgerAggregate.Event):
+    """A tool asks for approval; when a policy decides at once, the decision rides along."""
+
+    approval_id: str
+    turn_id: str
+    item_id: str | None = None
+    approval_key: str | None = None
+    requires_full_access: bool = False
+    decision: str | None = None
+    actor: str | None = None
+
+
+class ApprovalDecided(LedgerAggregate.Event):
+    approval_id: str
+    turn_id: str
+    decision: str
+    remember_for_session: bool = False
+    actor: str
+
+
+class UsageRecorded(LedgerAggregate.Event):
+    """The turn's usage so far: it replaces the turn's previous figures."""
+
+    turn_id: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    reasoning_replay_tokens: int = 0
+    cost_usd: float = 0.0
+    model: str | None = None
+
+
+class WorkspaceChanged(LedgerAggregate.Event):
+    workspace: str
+    previous_workspace: str | None = None
+
+
+class ThreadArchived(LedgerAggregate.Event):
+    pass
+
+
 THREAD_EVENTS: tuple[type[LedgerAggregate.Event], ...] = (
     ThreadStarted,
     TurnStarted,
@@ -66,4 +107,9 @@ THREAD_EVENTS: tuple[type[LedgerAggregate.Event], ...] = (
     TurnCompleted,
     TurnFailed,
     TurnInterrupted,
+    ApprovalRequested,
+    ApprovalDecided,
+    UsageRecorded,
+    WorkspaceChanged,
+    ThreadArchived,
 )
