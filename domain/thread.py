@@ -240,7 +240,7 @@ class Thread(LedgerAggregate):
         now: datetime,
         after_the_fact: bool = False,
     ) -> str:
-        """Add an item to the active turn (or, asked explicitly, to an ended one); return its kind."""
+        """Add an item to the active turn (or to an ended one, asked explicitly); its kind."""
         turn = self.turn(turn_id)
         if not after_the_fact:
             self._ensure_turn_is_active(turn)
