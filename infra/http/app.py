@@ -16,6 +16,7 @@ from infra.bootstrap import Ledger
 from infra.config import Settings
 from infra.http.endpoint import Endpoint
 from infra.http.errors import EXCEPTION_HANDLERS, error_response
+from infra.http.list_routes import ENDPOINTS as LIST_ENDPOINTS
 from infra.http.openapi import build_openapi
 from infra.http.schemas import Status
 from infra.http.thread_routes import ENDPOINTS as THREAD_ENDPOINTS
@@ -78,7 +79,7 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings, ledger: Ledger | None = None) -> Starlette:
     """The HTTP app; the Ledger is started and stopped by the app's lifespan."""
-    endpoints = [*SYSTEM_ENDPOINTS, *THREAD_ENDPOINTS]
+    endpoints = [*SYSTEM_ENDPOINTS, *THREAD_ENDPOINTS, *LIST_ENDPOINTS]
     service = ledger or Ledger(settings)
 
     @asynccontextmanager

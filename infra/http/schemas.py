@@ -123,3 +123,60 @@ class StreamEventsPage(Response):
 
 class Status(Response):
     status: str
+
+
+class ThreadSummary(Response):
+    thread_id: str
+    status: str
+    title: str | None
+    workspace: str | None
+    executor_id: str | None
+    active_turn_id: str | None
+    turns: int
+    items: int
+    pending_approvals: int
+    input_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    reasoning_replay_tokens: int
+    total_tokens: int
+    cost_usd: float
+    created_at: str
+    updated_at: str
+    last_seq: int
+    last_position: int
+
+
+class ThreadPage(Response):
+    items: list[ThreadSummary]
+    next_cursor: str | None
+
+
+class PendingApprovalRow(Response):
+    thread_id: str
+    approval_id: str
+    turn_id: str
+    item_id: str | None
+    approval_key: str | None
+    requires_full_access: bool
+    requested_at: str
+    position: int
+
+
+class ApprovalPage(Response):
+    items: list[PendingApprovalRow]
+    next_cursor: str | None
+
+
+class ProjectionStatusView(Response):
+    name: str
+    position: int
+    head: int
+    lag_events: int
+    lag_seconds: float
+    last_error: str | None
+    error_position: int | None
+
+
+class ProjectionsResponse(Response):
+    projections: list[ProjectionStatusView]

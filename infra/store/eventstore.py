@@ -8,6 +8,7 @@ the process goes through one :class:`GroupCommitWriter`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from infra.store.backend import Backend
 from infra.store.batch import StoredIdempotency
@@ -107,6 +108,10 @@ class EventStore:
 
     async def ping(self) -> None:
         await self.reader.ping()
+
+    async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-model query (``%s`` placeholders, on either backend)."""
+        return await self.reader.fetch(sql, params)
 
 
 def open_backend(url: str) -> Backend:

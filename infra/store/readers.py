@@ -56,6 +56,10 @@ class AsyncReader(Protocol):
 
     async def ping(self) -> None: ...
 
+    async def fetch(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        """Rows of a read-model query written with ``%s`` placeholders."""
+        ...
+
 
 class InlineSqliteReader:
     """Reads from the SQLite file on the calling thread."""
@@ -98,6 +102,10 @@ class InlineSqliteReader:
 
     async def ping(self) -> None:
         self._backend.ping()
+
+    async def fetch(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        rows = self._backend.reader().execute(sql.replace("%s", "?"), params).fetchall()
+        return [tuple(row) for row in rows]
 
 
 class AsyncPostgresReader:
@@ -154,3 +162,6 @@ class AsyncPostgresReader:
 
     async def ping(self) -> None:
         await self._fetch("SELECT 1", [])
+
+    async def fetch(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        return await self._fetch(sql, params)

@@ -1,0 +1,176 @@
+"""Cross-stream read models: lists served from projections, and their status.
+
+They trail the log briefly; ``?min_position=P`` waits (bounded) until the
+projection has applied position P, else answers 503 with ``Retry-After`` and the
+projection's current position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import Response
+
+from infra.http.endpoint import Endpoint
+from infra.http.errors import ApiError
+from infra.http.requests import read_query
+from infra.http.schemas import ApprovalPage, ProjectionsResponse, ThreadPage
+from infra.http.wire import JSON
+from queries.pagination import BadCursor
+from queries.thread_list import list_pending_approvals, list_threads
+
+if TYPE_CHECKING:
+    from infra.bootstrap import Ledger
+
+MIN_POSITION_WAIT_SECONDS = 5.0
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    limit: int = Field(50, ge=1, le=1000)
+    cursor: str | None = Field(None, max_length=200)
+    min_position: int | None = Field(None, ge=0)
+
+
+class ThreadListQuery(ListQuery):
+    status: Literal["active", "idle", "archived"] | None = None
+    executor_id: str | None = Field(None, max_length=128)
+
+
+class ApprovalListQuery(ListQuery):
+    thread_id: str | None = Field(None, max_length=128)
+
+
+def _ledger(request: Request) -> Ledger:
+    return request.app.state.ledger  # type: ignore[no-any-return]
+
+
+async def projection_position(ledger: Ledger, name: str) -> int:
+    rows = await ledger.store.fetch(
+        "SELECT position FROM projection_positions WHERE name = %s", [name]
+    )
+    return int(rows[0][0]) if rows else 0
+
+
+async def wait_for(ledger: Ledger, name: str, position: int | None) -> None:
+    """Return once projection ``name`` has applied ``position``; 503 after a bounded wait."""
+    if position is None:
+        return
+    deadline = time.monotonic() + MIN_POSITION_WAIT_SECONDS
+    delay = 0.005
+    while True:
+        current = await projection_position(ledger, name)
+        if current >= position:
+            return
+        if time.monotonic() >= deadline:
+            raise ApiError(
+                503,
+                "read_model_behind",
+                f"read model {name} is at position {current}, not yet at {position}",
+                projection=name,
+                position=current,
+            )
+        ledger.projections.wake()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+async def get_threads(request: Request) -> Response:
+    ledger = _ledger(request)
+    query = read_query(request, ThreadListQuery)
+    await wait_for(ledger, "thread_summaries", query.min_position)
+    try:
+        page = await list_threads(
+            ledger.store.fetch,
+            ledger.tenant(request),
+            status=query.status,
+            executor_id=query.executor_id,
+            limit=query.limit,
+            cursor=query.cursor,
+        )
+    except BadCursor as error:
+        raise ApiError(400, "invalid_cursor", str(error)) from error
+    return JSON(page)
+
+
+async def get_pending_approvals(request: Request) -> Response:
+    ledger = _ledger(request)
+    query = read_query(request, ApprovalListQuery)
+    await wait_for(ledger, "pending_approvals", query.min_position)
+    try:
+        page = await list_pending_approvals(
+            ledger.store.fetch,
+            ledger.tenant(request),
+            thread_id=query.thread_id,
+            limit=query.limit,
+            cursor=query.cursor,
+        )
+    except BadCursor as error:
+        raise ApiError(400, "invalid_cursor", str(error)) from error
+    return JSON(page)
+
+
+async def get_projections(request: Request) -> Response:
+    ledger = _ledger(request)
+    head = await ledger.store.max_position()
+    statuses = []
+    for runner in ledger.projections.runners:
+        rows = await ledger.store.fetch(
+            "SELECT position, last_error, error_position FROM projection_positions WHERE name = %s",
+            [runner.name],
+        )
+        position, error, error_position = rows[0] if rows else (0, None, None)
+        lag_seconds = 0.0
+        if head > position:
+            nxt = await ledger.store.read_all(after_position=int(position), limit=1)
+            if nxt:
+                lag_seconds = max(0.0, time.time() - nxt[0].recorded_at.timestamp())
+        statuses.append(
+            {
+                "name": runner.name,
+                "position": int(position),
+                "head": head,
+                "lag_events": head - int(position),
+                "lag_seconds": round(lag_seconds, 3),
+                "last_error": error,
+                "error_position": error_position,
+            }
+        )
+    return JSON({"projections": statuses})
+
+
+ENDPOINTS = [
+    Endpoint(
+        "GET",
+        "/v1/threads",
+        get_threads,
+        "List threads, newest first (keyset cursor)",
+        query=ThreadListQuery,
+        response=ThreadPage,
+        errors=(400, 503),
+        tags=("threads",),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/approvals",
+        get_pending_approvals,
+        "Approvals waiting for a person, oldest first",
+        query=ApprovalListQuery,
+        response=ApprovalPage,
+        errors=(400, 503),
+        tags=("threads",),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/projections",
+        get_projections,
+        "Every projection's position, lag and last error",
+        response=ProjectionsResponse,
+        tags=("system",),
+    ),
+]

@@ -1,0 +1,258 @@
+"""Running projections: follow the log by position, rows and position in one transaction.
+
+A :class:`ProjectionRunner` catches one projection up from its stored position.
+:class:`ProjectionService` runs every runner of a process on one background
+thread, woken by this process's writer and by polling (for commits of other
+processes). On PostgreSQL a runner only works while it holds a session-level
+advisory lock named after its projection, so with several Ledger instances one
+runner per projection is active and the others stand by. A projection that
+fails on an event stops there: the event's position and the error are recorded
+and shown, nothing is skipped, and the runner tries again on later ticks (so it
+resumes once the cause is fixed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import psycopg
+
+from infra.projection_store import projection_transaction
+from infra.store.backend import Backend
+from infra.store.postgres import PostgresBackend
+from infra.store.records import RecordedEvent
+from projections.base import ProjectedEvent, Projection
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+POLL_SECONDS = 0.25
+
+
+def projected(event: RecordedEvent) -> ProjectedEvent:
+    return ProjectedEvent(
+        tenant=event.tenant,
+        stream_type=event.stream_type,
+        stream_id=event.stream_id,
+        seq=event.seq,
+        position=event.position,
+        type=event.type,
+        data=orjson.loads(event.data),
+        metadata=orjson.loads(event.metadata),
+        recorded_at=event.recorded_at,
+    )
+
+
+@dataclass(frozen=True)
+class ProjectionStatus:
+    name: str
+    position: int
+    head: int
+    lag_events: int
+    lag_seconds: float
+    last_error: str | None
+    error_position: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "position": self.position,
+            "head": self.head,
+            "lag_events": self.lag_events,
+            "lag_seconds": self.lag_seconds,
+            "last_error": self.last_error,
+            "error_position": self.error_position,
+        }
+
+
+class ProjectionFailed(Exception):
+    def __init__(self, name: str, position: int, cause: Exception) -> None:
+        self.name = name
+        self.position = position
+        super().__init__(f"projection {name} failed at position {position}: {cause}")
+
+
+class ProjectionRunner:
+    """Catches one projection up with the log."""
+
+    def __init__(self, backend: Backend, projection: Projection, *, batch: int = BATCH) -> None:
+        self.backend = backend
+        self.projection = projection
+        self.batch = batch
+        self.names = {table.name: table.name for table in projection.tables}
+
+    @property
+    def name(self) -> str:
+        return self.projection.name
+
+    def ensure_tables(self) -> None:
+        with projection_transaction(self.backend) as session:
+            for table in self.projection.tables:
+                physical = self.names[table.name]
+                session.execute(f"CREATE TABLE IF NOT EXISTS {physical} ({table.columns})")
+                for index, columns in enumerate(table.indexes):
+                    session.execute(
+                        f"CREATE INDEX IF NOT EXISTS {physical}_i{index} ON {physical} ({columns})"
+                    )
+
+    def position(self) -> int:
+        return self.backend.projection_position(self.name) or 0
+
+    def run_once(self) -> int:
+        """Apply the next batch of events; returns how many were applied."""
+        events = self.backend.read_all(after_position=self.position(), limit=self.batch)
+        if not events:
+            return 0
+        current = events[0].position
+        try:
+            with projection_transaction(self.backend) as session:
+                for event in events:
+                    current = event.position
+                    self.projection.apply(session, projected(event), self.names)
+                session.advance(self.name, events[-1].position)
+                session.execute(
+                    "UPDATE projection_positions SET last_error = NULL, error_position = NULL"
+                    " WHERE name = %s",
+                    (self.name,),
+                )
+        except (psycopg.OperationalError, TimeoutError):
+            raise
+        except Exception as error:
+            self._record_failure(current, error)
+            raise ProjectionFailed(self.name, current, error) from error
+        return len(events)
+
+    def catch_up(self) -> int:
+        applied = 0
+        while True:
+            count = self.run_once()
+            if count == 0:
+                return applied
+            applied += count
+
+    def rebuild(self) -> int:
+        """Empty the projection's tables and position, then replay the whole log into them."""
+        self.ensure_tables()
+        with projection_transaction(self.backend) as session:
+            for table in self.projection.tables:
+                session.execute(f"DELETE FROM {self.names[table.name]}")
+            session.execute("DELETE FROM projection_positions WHERE name = %s", (self.name,))
+        return self.catch_up()
+
+    def status(self) -> ProjectionStatus:
+        position = self.position()
+        head = self.backend.max_position()
+        lag_seconds = 0.0
+        if head > position:
+            nxt = self.backend.read_all(after_position=position, limit=1)
+            if nxt:
+                lag_seconds = max(0.0, (datetime.now(UTC) - nxt[0].recorded_at).total_seconds())
+        error, error_position = self._failure()
+        return ProjectionStatus(
+            self.name, position, head, head - position, round(lag_seconds, 3), error, error_position
+        )
+
+    def _record_failure(self, position: int, error: Exception) -> None:
+        log.error("projection %s failed at position %s: %s", self.name, position, error)
+        with projection_transaction(self.backend) as session:
+            session.execute(
+                "INSERT INTO projection_positions (name, position, last_error, error_position)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE"
+                " SET last_error = excluded.last_error, error_position = excluded.error_position",
+                (self.name, position - 1, f"{type(error).__name__}: {error}", position),
+            )
+
+    def _failure(self) -> tuple[str | None, int | None]:
+        with projection_transaction(self.backend) as session:
+            row = session.fetchone(
+                "SELECT last_error, error_position FROM projection_positions WHERE name = %s",
+                (self.name,),
+            )
+        return (None, None) if row is None else (row[0], row[1])
+
+
+def lock_key(name: str) -> int:
+    return int.from_bytes(
+        hashlib.sha256(f"ledger.projection.{name}".encode()).digest()[:8], "big", signed=True
+    )
+
+
+class ProjectionService:
+    """Runs the process's projection runners on one background thread."""
+
+    def __init__(self, backend: Backend, runners: list[ProjectionRunner]) -> None:
+        self.backend = backend
+        self.runners = runners
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock_conn: psycopg.Connection[Any] | None = None
+        self._held: set[str] = set()
+
+    def wake(self, position: int = 0) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        for runner in self.runners:
+            runner.ensure_tables()
+        self._thread = threading.Thread(target=self._loop, name="ledger-projections", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._lock_conn is not None:
+            self._lock_conn.close()
+
+    def tick(self) -> None:
+        for runner in self.runners:
+            if not self._may_run(runner.name):
+                continue
+            try:
+                runner.catch_up()
+            except ProjectionFailed:
+                continue
+            except Exception as error:  # database gone: try again next tick
+                log.warning("projection %s paused: %s", runner.name, error)
+                self._release_locks()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            self.tick()
+            self._wake.wait(POLL_SECONDS)
+            self._wake.clear()
+
+    def _may_run(self, name: str) -> bool:
+        if not isinstance(self.backend, PostgresBackend):
+            return True
+        if name in self._held:
+            return True
+        try:
+            if self._lock_conn is None or self._lock_conn.closed:
+                self._lock_conn = self.backend.connect(autocommit=True)
+                self._held.clear()
+            row = self._lock_conn.execute(
+                "SELECT pg_try_advisory_lock(%s)", (lock_key(name),)
+            ).fetchone()
+        except Exception as error:
+            log.warning("projection lock for %s unavailable: %s", name, error)
+            self._release_locks()
+            return False
+        if row and row[0]:
+            self._held.add(name)
+            return True
+        return False
+
+    def _release_locks(self) -> None:
+        if self._lock_conn is not None:
+            self._lock_conn.close()
+        self._lock_conn = None
+        self._held.clear()

@@ -1,0 +1,71 @@
+"""Projection transactions on each backend: rows and position committed together."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from infra.store.backend import Backend
+from infra.store.postgres import PostgresBackend
+from infra.store.postgres import advance_position as pg_advance_position
+from infra.store.sqlite import SqliteBackend
+from infra.store.sqlite import advance_position as sqlite_advance_position
+
+
+class SqliteSession:
+    dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._conn.execute(sql.replace("%s", "?"), params)
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        row = self._conn.execute(sql.replace("%s", "?"), params).fetchone()
+        return None if row is None else tuple(row)
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self._conn.execute(sql.replace("%s", "?"), params).fetchall()]
+
+    def advance(self, name: str, position: int) -> None:
+        sqlite_advance_position(self._conn, name, position)
+
+
+class PostgresSession:
+    dialect = "postgres"
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._conn.execute(sql.encode(), params)
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        return self._conn.execute(sql.encode(), params).fetchone()
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._conn.execute(sql.encode(), params).fetchall()
+
+    def advance(self, name: str, position: int) -> None:
+        pg_advance_position(self._conn, name, position)
+
+
+ProjectionSession = SqliteSession | PostgresSession
+
+
+@contextmanager
+def projection_transaction(backend: Backend) -> Iterator[ProjectionSession]:
+    """A write transaction for projection rows (not the events table)."""
+    if isinstance(backend, SqliteBackend):
+        with backend.transaction() as lite:
+            yield SqliteSession(lite)
+    elif isinstance(backend, PostgresBackend):
+        with backend.pool.connection() as conn, conn.transaction():
+            yield PostgresSession(conn)
+    else:  # pragma: no cover - only two backends exist
+        raise TypeError(f"unsupported backend {backend!r}")
