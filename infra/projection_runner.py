@@ -23,8 +23,9 @@ from typing import Any
 import orjson
 import psycopg
 
-from infra.projection_store import projection_transaction
+from infra.projection_store import grant_rows, projection_transaction, schema_transaction
 from infra.store.backend import Backend
+from infra.store.errors import PositionNotAdvanced, StoreUnavailable
 from infra.store.postgres import PostgresBackend
 from infra.store.records import RecordedEvent
 from projections.base import ProjectedEvent, Projection
@@ -92,7 +93,8 @@ class ProjectionRunner:
         return self.projection.name
 
     def ensure_tables(self) -> None:
-        with projection_transaction(self.backend) as session:
+        """Create the projection's tables if missing (as the schema owner)."""
+        with schema_transaction(self.backend) as session:
             for table in self.projection.tables:
                 physical = self.names[table.name]
                 session.execute(f"CREATE TABLE IF NOT EXISTS {physical} ({table.columns})")
@@ -100,6 +102,7 @@ class ProjectionRunner:
                     session.execute(
                         f"CREATE INDEX IF NOT EXISTS {physical}_i{index} ON {physical} ({columns})"
                     )
+                grant_rows(self.backend, session, physical)
 
     def position(self) -> int:
         return self.backend.projection_position(self.name) or 0
@@ -121,7 +124,9 @@ class ProjectionRunner:
                     " WHERE name = %s",
                     (self.name,),
                 )
-        except (psycopg.OperationalError, TimeoutError):
+        except PositionNotAdvanced:
+            return 0  # another runner applied these first; its rows stand, ours rolled back
+        except (psycopg.OperationalError, TimeoutError, StoreUnavailable):
             raise
         except Exception as error:
             self._record_failure(current, error)
@@ -129,12 +134,11 @@ class ProjectionRunner:
         return len(events)
 
     def catch_up(self) -> int:
+        """Apply events until the projection reaches the head it finds."""
         applied = 0
-        while True:
-            count = self.run_once()
-            if count == 0:
-                return applied
-            applied += count
+        while self.position() < self.backend.max_position():
+            applied += self.run_once()
+        return applied
 
     def rebuild(self) -> int:
         """Empty the projection's tables and position, then replay the whole log into them."""

@@ -59,6 +59,26 @@ ProjectionSession = SqliteSession | PostgresSession
 
 
 @contextmanager
+def schema_transaction(backend: Backend) -> Iterator[ProjectionSession]:
+    """A transaction as the schema owner, for creating read-model tables.
+
+    On PostgreSQL the service role may not create tables, so DDL runs on a
+    connection as the connecting user, and the service role is granted the rows.
+    """
+    if isinstance(backend, PostgresBackend):
+        with backend.owner_connection() as conn, conn.transaction():
+            yield PostgresSession(conn)
+    else:
+        with projection_transaction(backend) as session:
+            yield session
+
+
+def grant_rows(backend: Backend, session: ProjectionSession, table: str) -> None:
+    if isinstance(backend, PostgresBackend) and backend.grants_to_app_role:
+        session.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {backend.app_role}")
+
+
+@contextmanager
 def projection_transaction(backend: Backend) -> Iterator[ProjectionSession]:
     """A write transaction for projection rows (not the events table)."""
     if isinstance(backend, SqliteBackend):

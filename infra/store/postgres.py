@@ -149,6 +149,18 @@ class PostgresBackend:
         self._configure(conn)
         return conn
 
+    def owner_connection(self) -> psycopg.Connection[Any]:
+        """A connection as the connecting user itself (the schema owner), for DDL."""
+        try:
+            return psycopg.connect(self.url)
+        except psycopg.OperationalError as error:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {error}") from error
+
+    @property
+    def grants_to_app_role(self) -> bool:
+        """Whether this process owns the schema and acts as the service role."""
+        return self._switch_role
+
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         if self._switch_role:
             conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self.app_role)))
