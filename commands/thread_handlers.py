@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from commands.ports import (
@@ -22,9 +23,20 @@ from commands.ports import (
     WorkspaceResolver,
 )
 from commands.stream_locks import StreamLocks
-from commands.thread_commands import AddItem, CompleteTurn, SetItemStatus, StartThread, StartTurn
+from commands.thread_commands import (
+    AddItem,
+    ArchiveThread,
+    ChangeWorkspace,
+    CompleteTurn,
+    DecideApproval,
+    RecordUsage,
+    RequestApproval,
+    SetItemStatus,
+    StartThread,
+    StartTurn,
+)
 from domain.errors import LifecycleConflict, NotFound
-from domain.thread import Thread
+from domain.thread import Approval, Thread, Usage
 
 MAX_ATTEMPTS = 10
 
@@ -89,6 +101,7 @@ class ThreadHandlers:
                 status=command.status,
                 payload=command.payload,
                 now=self._clock(),
+                after_the_fact=command.after_the_fact,
             )
             return {"thread_id": thread_id, "turn_id": turn_id, "item_id": item_id, "kind": kind}
 
@@ -122,6 +135,96 @@ class ThreadHandlers:
 
         return await self._change(thread_id, context, decide)
 
+    async def request_approval(
+        self, thread_id: str, command: RequestApproval, context: CommandContext
+    ) -> Saved:
+        approval_id = command.approval_id or new_id("appr")
+
+        def decide(thread: Thread) -> dict[str, Any]:
+            thread.request_approval(
+                approval_id=approval_id,
+                turn_id=command.turn_id,
+                item_id=command.item_id,
+                approval_key=command.approval_key,
+                requires_full_access=command.requires_full_access,
+                now=self._clock(),
+            )
+            return _approval_body(thread_id, thread.approvals[approval_id])
+
+        return await self._change(thread_id, context, decide)
+
+    async def decide_approval(
+        self, thread_id: str, approval_id: str, command: DecideApproval, context: CommandContext
+    ) -> Saved:
+        """Decided by the command's actor; refused for another turn, or once decided."""
+
+        def decide(thread: Thread) -> dict[str, Any]:
+            thread.decide_approval(
+                approval_id=approval_id,
+                turn_id=command.turn_id,
+                decision=command.decision,
+                remember_for_session=command.remember_for_session,
+                actor=context.actor,
+                now=self._clock(),
+            )
+            return _approval_body(thread_id, thread.approvals[approval_id])
+
+        return await self._change(thread_id, context, decide)
+
+    async def record_usage(
+        self, thread_id: str, turn_id: str, command: RecordUsage, context: CommandContext
+    ) -> Saved:
+        usage = Usage(
+            input_tokens=command.input_tokens,
+            output_tokens=command.output_tokens,
+            reasoning_tokens=command.reasoning_tokens,
+            reasoning_replay_tokens=command.reasoning_replay_tokens,
+            cost_usd=command.cost_usd,
+            model=command.model,
+        )
+
+        def decide(thread: Thread) -> dict[str, Any]:
+            thread.record_usage(
+                turn_id=turn_id,
+                usage=usage,
+                now=self._clock(),
+                after_the_fact=command.after_the_fact,
+            )
+            return {
+                "thread_id": thread_id,
+                "turn_id": turn_id,
+                **asdict(usage),
+                "total_tokens": usage.total_tokens,
+            }
+
+        return await self._change(thread_id, context, decide)
+
+    async def change_workspace(
+        self, thread_id: str, command: ChangeWorkspace, context: CommandContext
+    ) -> Saved:
+        """The path is resolved (and refused if it is no workspace) once the thread is found."""
+
+        def decide(thread: Thread) -> dict[str, Any]:
+            previous = thread.workspace
+            workspace = self._workspace(command.workspace)
+            thread.change_workspace(workspace=workspace, now=self._clock())
+            return {
+                "thread_id": thread_id,
+                "workspace": workspace,
+                "previous_workspace": previous,
+            }
+
+        return await self._change(thread_id, context, decide)
+
+    async def archive(
+        self, thread_id: str, command: ArchiveThread, context: CommandContext
+    ) -> Saved:
+        def decide(thread: Thread) -> dict[str, Any]:
+            thread.archive(now=self._clock())
+            return {"thread_id": thread_id, "status": thread.status}
+
+        return await self._change(thread_id, context, decide)
+
     async def _change(
         self,
         thread_id: str,
@@ -146,3 +249,18 @@ class ThreadHandlers:
         if not isinstance(aggregate, Thread):
             raise NotFound(f"no thread {thread_id}", thread_id=thread_id)
         return aggregate
+
+
+def _approval_body(thread_id: str, approval: Approval) -> dict[str, Any]:
+    """An approval as a command answers with it: ``status`` is its decision, or pending."""
+    return {
+        "thread_id": thread_id,
+        "approval_id": approval.approval_id,
+        "turn_id": approval.turn_id,
+        "item_id": approval.item_id,
+        "approval_key": approval.approval_key,
+        "status": approval.decision or "pending",
+        "decision": approval.decision,
+        "actor": approval.actor,
+        "remember_for_session": approval.remember_for_session,
+    }

@@ -3,9 +3,9 @@ real responses against them."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Response(BaseModel):
@@ -56,6 +56,43 @@ class TurnEndedResponse(Accepted):
     duration_ms: int | None
 
 
+class ApprovalResponse(Accepted):
+    """An approval after a request or a decision: ``status`` is its decision, or pending."""
+
+    thread_id: str
+    approval_id: str
+    turn_id: str
+    item_id: str | None
+    approval_key: str | None
+    status: Literal["pending", "approve", "deny", "retry_with_full_access"]
+    decision: Literal["approve", "deny", "retry_with_full_access"] | None
+    actor: str | None
+    remember_for_session: bool
+
+
+class UsageRecordedResponse(Accepted):
+    thread_id: str
+    turn_id: str
+    input_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    reasoning_replay_tokens: int
+    total_tokens: int
+    cost_usd: float
+    model: str | None
+
+
+class WorkspaceChangedResponse(Accepted):
+    thread_id: str
+    workspace: str
+    previous_workspace: str | None
+
+
+class ThreadArchivedResponse(Accepted):
+    thread_id: str
+    status: Literal["archived"]
+
+
 class ItemView(Response):
     item_id: str
     kind: str
@@ -64,24 +101,9 @@ class ItemView(Response):
     payload: dict[str, Any]
 
 
-class TurnView(Response):
-    turn_id: str
-    status: str
-    input: str | None
-    executor_id: str | None
-    started_at: str
-    ended_at: str | None
-    error: str | None
-    duration_ms: int | None
-    items: list[ItemView]
-
-
-class PendingApproval(Response):
-    approval_id: str
-    turn_id: str
-
-
 class Usage(Response):
+    """total_tokens = input + output + reasoning + reasoning_replay."""
+
     input_tokens: int
     output_tokens: int
     reasoning_tokens: int
@@ -90,16 +112,99 @@ class Usage(Response):
     cost_usd: float
 
 
+class TurnUsage(Usage):
+    model: str | None
+
+
+class TurnView(Response):
+    turn_id: str
+    status: str
+    input: str | None
+    executor_id: str | None
+    auto_approve: bool
+    trust_mode: bool
+    started_at: str
+    ended_at: str | None
+    error: str | None
+    duration_ms: int | None
+    usage: TurnUsage | None
+    items: list[ItemView]
+
+
+class PendingApproval(Response):
+    approval_id: str
+    turn_id: str
+    item_id: str | None
+    approval_key: str | None
+    requires_full_access: bool
+    requested_at: str
+
+
+class ApprovalView(PendingApproval):
+    status: Literal["pending", "approve", "deny", "retry_with_full_access"]
+    decision: Literal["approve", "deny", "retry_with_full_access"] | None
+    actor: str | None
+    remember_for_session: bool
+    decided_at: str | None
+
+
 class ThreadViewResponse(Response):
     thread_id: str
-    status: str
+    status: Literal["active", "idle", "archived"]
     seq: int
     title: str | None
     workspace: str | None
     metadata: dict[str, Any]
+    active_turn_id: str | None
+    created_at: str
+    updated_at: str
     turns: list[TurnView]
     pending_approvals: list[PendingApproval]
+    approvals: list[ApprovalView]
     usage: Usage
+
+
+class UserMessage(Response):
+    role: Literal["user"]
+    turn_id: str
+    item_id: None
+    content: str
+
+
+class AssistantMessage(Response):
+    role: Literal["assistant"]
+    turn_id: str
+    item_id: str
+    content: str
+
+
+class ToolMessage(Response):
+    role: Literal["tool"]
+    turn_id: str
+    item_id: str
+    content: str
+    status: str
+    tool_name: str | None
+
+
+class ThreadExport(Response):
+    """The conversation: per turn its input, then its message and tool items in order."""
+
+    thread_id: str
+    messages: list[
+        Annotated[UserMessage | AssistantMessage | ToolMessage, Field(discriminator="role")]
+    ]
+    total_tokens: int
+
+
+class StreamVerifyResponse(Response):
+    """The hash chain check of one stream, as ``ledger verify`` makes it."""
+
+    stream_id: str
+    stream_type: str
+    ok: bool
+    events: int
+    problems: list[str]
 
 
 class EventView(Response):

@@ -1,4 +1,4 @@
-"""Thread endpoints: commands (``POST``) and views of one stream (``GET``)."""
+"""Thread endpoints: commands (``POST``), views of one stream (``GET``), its chain check."""
 
 from __future__ import annotations
 
@@ -9,22 +9,41 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from commands.ports import Saved
-from commands.thread_commands import AddItem, CompleteTurn, SetItemStatus, StartThread, StartTurn
+from commands.thread_commands import (
+    AddItem,
+    ArchiveThread,
+    ChangeWorkspace,
+    CompleteTurn,
+    DecideApproval,
+    RecordUsage,
+    RequestApproval,
+    SetItemStatus,
+    StartThread,
+    StartTurn,
+)
 from domain.errors import NotFound
 from domain.thread import Thread
 from infra.http.endpoint import Endpoint
 from infra.http.errors import ApiError
 from infra.http.requests import command_context, read_command, read_query
 from infra.http.schemas import (
+    ApprovalResponse,
     ItemAddedResponse,
     ItemStatusResponse,
     StreamEventsPage,
+    StreamVerifyResponse,
+    ThreadArchivedResponse,
+    ThreadExport,
     ThreadStartedResponse,
     ThreadViewResponse,
     TurnEndedResponse,
     TurnStartedResponse,
+    UsageRecordedResponse,
+    WorkspaceChangedResponse,
 )
 from infra.http.wire import JSON, event_wire
+from infra.store.verify import verify_stream_events
+from queries.thread_export import thread_export
 from queries.thread_view import thread_view
 
 if TYPE_CHECKING:
@@ -96,6 +115,58 @@ async def complete_turn(request: Request) -> Response:
     return _answer(saved, 200)
 
 
+async def request_approval(request: Request) -> Response:
+    ledger = _ledger(request)
+    command, canonical = await read_command(
+        request, RequestApproval, ledger.settings.max_body_bytes
+    )
+    saved = await ledger.threads.request_approval(
+        request.path_params["thread_id"], command, command_context(request, canonical)
+    )
+    return _answer(saved, 201)
+
+
+async def decide_approval(request: Request) -> Response:
+    """Decided by the X-Ledger-Actor of the request."""
+    ledger = _ledger(request)
+    command, canonical = await read_command(request, DecideApproval, ledger.settings.max_body_bytes)
+    p = request.path_params
+    saved = await ledger.threads.decide_approval(
+        p["thread_id"], p["approval_id"], command, command_context(request, canonical)
+    )
+    return _answer(saved, 200)
+
+
+async def record_usage(request: Request) -> Response:
+    ledger = _ledger(request)
+    command, canonical = await read_command(request, RecordUsage, ledger.settings.max_body_bytes)
+    p = request.path_params
+    saved = await ledger.threads.record_usage(
+        p["thread_id"], p["turn_id"], command, command_context(request, canonical)
+    )
+    return _answer(saved, 200)
+
+
+async def change_workspace(request: Request) -> Response:
+    ledger = _ledger(request)
+    command, canonical = await read_command(
+        request, ChangeWorkspace, ledger.settings.max_body_bytes
+    )
+    saved = await ledger.threads.change_workspace(
+        request.path_params["thread_id"], command, command_context(request, canonical)
+    )
+    return _answer(saved, 200)
+
+
+async def archive_thread(request: Request) -> Response:
+    ledger = _ledger(request)
+    command, canonical = await read_command(request, ArchiveThread, ledger.settings.max_body_bytes)
+    saved = await ledger.threads.archive(
+        request.path_params["thread_id"], command, command_context(request, canonical)
+    )
+    return _answer(saved, 200)
+
+
 async def get_thread(request: Request) -> Response:
     ledger = _ledger(request)
     thread = await ledger.threads.load(ledger.tenant(request), request.path_params["thread_id"])
@@ -134,6 +205,31 @@ async def get_thread_events(request: Request) -> Response:
     )
     next_seq = events[-1].seq if events else query.since_seq
     return JSON({"events": [event_wire(e) for e in events], "next_seq": next_seq})
+
+
+async def get_thread_export(request: Request) -> Response:
+    ledger = _ledger(request)
+    thread = await ledger.threads.load(ledger.tenant(request), request.path_params["thread_id"])
+    return JSON(thread_export(thread))
+
+
+async def verify_stream(request: Request) -> Response:
+    """One stream's hash chain, checked over all its events as ``ledger verify`` checks it."""
+    ledger = _ledger(request)
+    stream_id = request.path_params["stream_id"]
+    events = await ledger.store.read_stream(ledger.tenant(request), stream_id)
+    if not events:
+        raise NotFound(f"no stream {stream_id}", stream_id=stream_id)
+    report = verify_stream_events(events)
+    return JSON(
+        {
+            "stream_id": stream_id,
+            "stream_type": events[-1].stream_type,
+            "ok": report.ok,
+            "events": report.events,
+            "problems": report.problems,
+        }
+    )
 
 
 COMMAND_ERRORS = (400, 404, 409, 413, 422, 503)
@@ -197,6 +293,61 @@ ENDPOINTS = [
         tags=("threads",),
     ),
     Endpoint(
+        "POST",
+        THREAD + "/approvals",
+        request_approval,
+        "Ask for approval on the active turn (an auto-approve turn decides at once)",
+        201,
+        RequestApproval,
+        response=ApprovalResponse,
+        errors=COMMAND_ERRORS,
+        tags=("threads",),
+    ),
+    Endpoint(
+        "POST",
+        THREAD + "/approvals/{approval_id}/decision",
+        decide_approval,
+        "Decide a pending approval of the turn named (once)",
+        200,
+        DecideApproval,
+        response=ApprovalResponse,
+        errors=COMMAND_ERRORS,
+        tags=("threads",),
+    ),
+    Endpoint(
+        "POST",
+        TURN + "/usage",
+        record_usage,
+        "Record the turn's usage so far (replaces its earlier figures)",
+        200,
+        RecordUsage,
+        response=UsageRecordedResponse,
+        errors=COMMAND_ERRORS,
+        tags=("threads",),
+    ),
+    Endpoint(
+        "POST",
+        THREAD + "/workspace",
+        change_workspace,
+        "Bind the thread to another workspace directory (not during a turn)",
+        200,
+        ChangeWorkspace,
+        response=WorkspaceChangedResponse,
+        errors=COMMAND_ERRORS,
+        tags=("threads",),
+    ),
+    Endpoint(
+        "POST",
+        THREAD + "/archive",
+        archive_thread,
+        "Archive an idle thread (it takes no new turns)",
+        200,
+        ArchiveThread,
+        response=ThreadArchivedResponse,
+        errors=COMMAND_ERRORS,
+        tags=("threads",),
+    ),
+    Endpoint(
         "GET",
         THREAD,
         get_thread,
@@ -223,5 +374,23 @@ ENDPOINTS = [
         response=ThreadViewResponse,
         errors=(400, 404, 503),
         tags=("threads",),
+    ),
+    Endpoint(
+        "GET",
+        THREAD + "/export",
+        get_thread_export,
+        "The thread's conversation as messages, with its total tokens",
+        response=ThreadExport,
+        errors=(404, 503),
+        tags=("threads",),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/streams/{stream_id}/verify",
+        verify_stream,
+        "Check one stream's hash chain",
+        response=StreamVerifyResponse,
+        errors=(404, 503),
+        tags=("streams",),
     ),
 ]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel
 
 from infra.http.schemas import ErrorResponse, StreamEventsPage, ThreadViewResponse
+
+Model = TypeVar("Model", bound=BaseModel)
 
 GENESIS_HASH = "0" * 64
 
@@ -24,6 +29,24 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
     if code is not None:
         assert error.code == code, response.text
     return response.json()["error"]  # type: ignore[no-any-return]
+
+
+def exactly(model: type[Model], data: Any) -> Model:
+    """``data`` parsed as ``model``, with no field the model does not declare, at any depth
+    (response models allow extra fields, so plain validation would not notice them)."""
+    parsed = model.model_validate(data)
+    _assert_declared(parsed, model.__name__)
+    return parsed
+
+
+def _assert_declared(value: Any, where: str) -> None:
+    if isinstance(value, BaseModel):
+        assert not value.model_extra, f"{where} has undeclared fields {sorted(value.model_extra)}"
+        for name in type(value).model_fields:
+            _assert_declared(getattr(value, name), f"{where}.{name}")
+    elif isinstance(value, list):
+        for index, element in enumerate(value):
+            _assert_declared(element, f"{where}[{index}]")
 
 
 def ok(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -57,9 +80,18 @@ def all_events(client: httpx.Client, thread_id: str) -> list[dict[str, Any]]:
         since = page["next_seq"]
 
 
+@contextmanager
+def appends_nothing(client: httpx.Client, thread_id: str) -> Iterator[None]:
+    """The block leaves the thread's events (and so its seq) exactly as they were."""
+    before = all_events(client, thread_id)
+    yield
+    after = all_events(client, thread_id)
+    assert after == before, f"{len(after) - len(before)} events appended to {thread_id}"
+
+
 def thread_view(client: httpx.Client, thread_id: str) -> dict[str, Any]:
     view = ok(client.get(f"/v1/threads/{thread_id}"), 200)
-    ThreadViewResponse.model_validate(view)
+    exactly(ThreadViewResponse, view)
     return view
 
 
