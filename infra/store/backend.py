@@ -63,6 +63,8 @@ class Backend(Protocol):
         upto_position: int | None = None,
         limit: int = 1000,
         types: Sequence[str] = (),
+        stream_type: str | None = None,
+        tenant: str | None = None,
     ) -> list[RecordedEvent]: ...
 
     def max_position(self) -> int: ...

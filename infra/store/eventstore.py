@@ -96,9 +96,21 @@ class EventStore:
         return await self.reader.stream_head(tenant, stream_id)
 
     async def read_all(
-        self, *, after_position: int = 0, limit: int = 1000, types: Sequence[str] = ()
+        self,
+        *,
+        after_position: int = 0,
+        limit: int = 1000,
+        types: Sequence[str] = (),
+        stream_type: str | None = None,
+        tenant: str | None = None,
     ) -> list[RecordedEvent]:
-        return await self.reader.read_all(after_position=after_position, limit=limit, types=types)
+        return await self.reader.read_all(
+            after_position=after_position,
+            limit=limit,
+            types=types,
+            stream_type=stream_type,
+            tenant=tenant,
+        )
 
     async def max_position(self) -> int:
         return await self.reader.max_position()

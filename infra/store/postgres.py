@@ -36,7 +36,7 @@ from infra.store.batch import (
 )
 from infra.store.errors import PositionNotAdvanced, StoreUnavailable
 from infra.store.records import AppendResult, Commit, RecordedEvent, StreamHead
-from infra.store.rows import EVENT_COLUMNS, event_from_row
+from infra.store.rows import EVENT_COLUMNS, event_from_row, feed_sql
 from infra.store.schema import (
     EVENTS_CHANNEL,
     MIGRATION_LOCK_KEY,
@@ -105,22 +105,6 @@ def stream_query(
     if limit is not None:
         text += " LIMIT %s"
         params.append(limit)
-    return text, params
-
-
-def feed_query(
-    *, upto_position: int | None, limit: int, types: Sequence[str]
-) -> tuple[str, list[object]]:
-    text = f"SELECT {EVENT_COLUMNS} FROM events WHERE position > %s"
-    params: list[object] = []
-    if upto_position is not None:
-        text += " AND position <= %s"
-        params.append(upto_position)
-    if types:
-        text += " AND type = ANY(%s::text[])"
-        params.append(list(types))
-    text += " ORDER BY position LIMIT %s"
-    params.append(limit)
     return text, params
 
 
@@ -305,9 +289,18 @@ class PostgresBackend:
         upto_position: int | None = None,
         limit: int = 1000,
         types: Sequence[str] = (),
+        stream_type: str | None = None,
+        tenant: str | None = None,
     ) -> list[RecordedEvent]:
-        text, extra = feed_query(upto_position=upto_position, limit=limit, types=types)
-        rows = self._fetch(text, [after_position, *extra])
+        text, params = feed_sql(
+            after_position=after_position,
+            upto_position=upto_position,
+            limit=limit,
+            types=types,
+            stream_type=stream_type,
+            tenant=tenant,
+        )
+        rows = self._fetch(text, params)
         return [event_from_row(row, parse_pg_time) for row in rows]
 
     def max_position(self) -> int:

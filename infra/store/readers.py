@@ -19,13 +19,12 @@ from infra.store.postgres import (
     SELECT_HEAD,
     SELECT_KEYS,
     PostgresBackend,
-    feed_query,
     idempotency_from_row,
     parse_pg_time,
     stream_query,
 )
 from infra.store.records import RecordedEvent, StreamHead
-from infra.store.rows import event_from_row
+from infra.store.rows import event_from_row, feed_sql
 from infra.store.sqlite import SqliteBackend
 
 
@@ -47,7 +46,13 @@ class AsyncReader(Protocol):
     async def stream_head(self, tenant: str, stream_id: str) -> StreamHead | None: ...
 
     async def read_all(
-        self, *, after_position: int = 0, limit: int = 1000, types: Sequence[str] = ()
+        self,
+        *,
+        after_position: int = 0,
+        limit: int = 1000,
+        types: Sequence[str] = (),
+        stream_type: str | None = None,
+        tenant: str | None = None,
     ) -> list[RecordedEvent]: ...
 
     async def max_position(self) -> int: ...
@@ -90,9 +95,21 @@ class InlineSqliteReader:
         return self._backend.stream_head(tenant, stream_id)
 
     async def read_all(
-        self, *, after_position: int = 0, limit: int = 1000, types: Sequence[str] = ()
+        self,
+        *,
+        after_position: int = 0,
+        limit: int = 1000,
+        types: Sequence[str] = (),
+        stream_type: str | None = None,
+        tenant: str | None = None,
     ) -> list[RecordedEvent]:
-        return self._backend.read_all(after_position=after_position, limit=limit, types=types)
+        return self._backend.read_all(
+            after_position=after_position,
+            limit=limit,
+            types=types,
+            stream_type=stream_type,
+            tenant=tenant,
+        )
 
     async def max_position(self) -> int:
         return self._backend.max_position()
@@ -146,10 +163,23 @@ class AsyncPostgresReader:
         return StreamHead(*rows[0]) if rows else None
 
     async def read_all(
-        self, *, after_position: int = 0, limit: int = 1000, types: Sequence[str] = ()
+        self,
+        *,
+        after_position: int = 0,
+        limit: int = 1000,
+        types: Sequence[str] = (),
+        stream_type: str | None = None,
+        tenant: str | None = None,
     ) -> list[RecordedEvent]:
-        text, extra = feed_query(upto_position=None, limit=limit, types=types)
-        rows = await self._fetch(text, [after_position, *extra])
+        text, params = feed_sql(
+            after_position=after_position,
+            upto_position=None,
+            limit=limit,
+            types=types,
+            stream_type=stream_type,
+            tenant=tenant,
+        )
+        rows = await self._fetch(text, params)
         return [event_from_row(row, parse_pg_time) for row in rows]
 
     async def max_position(self) -> int:

@@ -29,3 +29,32 @@ def event_from_row(row: Sequence[Any], parse_time: Callable[[Any], datetime]) ->
         prev_hash=row[10],
         hash=row[11],
     )
+
+
+def feed_sql(
+    *,
+    after_position: int,
+    upto_position: int | None,
+    limit: int,
+    types: Sequence[str],
+    stream_type: str | None = None,
+    tenant: str | None = None,
+) -> tuple[str, list[object]]:
+    """The global feed query (``%s`` placeholders; SQLite swaps them for ``?``)."""
+    text = f"SELECT {EVENT_COLUMNS} FROM events WHERE position > %s"
+    params: list[object] = [after_position]
+    if upto_position is not None:
+        text += " AND position <= %s"
+        params.append(upto_position)
+    if tenant is not None:
+        text += " AND tenant = %s"
+        params.append(tenant)
+    if stream_type is not None:
+        text += " AND stream_type = %s"
+        params.append(stream_type)
+    if types:
+        text += f" AND type IN ({', '.join('%s' for _ in types)})"
+        params.extend(types)
+    text += " ORDER BY position LIMIT %s"
+    params.append(limit)
+    return text, params

@@ -27,7 +27,7 @@ from infra.store.batch import (
 from infra.store.errors import PositionNotAdvanced, StoreUnavailable
 from infra.store.hashing import format_timestamp, parse_timestamp
 from infra.store.records import AppendResult, Commit, RecordedEvent, StreamHead
-from infra.store.rows import EVENT_COLUMNS, event_from_row
+from infra.store.rows import EVENT_COLUMNS, event_from_row, feed_sql
 from infra.store.schema import MIGRATIONS, SQLITE_MIGRATIONS_TABLE
 
 BUSY_TIMEOUT_MS = 30_000
@@ -181,18 +181,18 @@ class SqliteBackend:
         upto_position: int | None = None,
         limit: int = 1000,
         types: Sequence[str] = (),
+        stream_type: str | None = None,
+        tenant: str | None = None,
     ) -> list[RecordedEvent]:
-        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE position > ?"
-        params: list[object] = [after_position]
-        if upto_position is not None:
-            sql += " AND position <= ?"
-            params.append(upto_position)
-        if types:
-            sql += f" AND type IN ({', '.join('?' for _ in types)})"
-            params.extend(types)
-        sql += " ORDER BY position LIMIT ?"
-        params.append(limit)
-        rows = self.reader().execute(sql, params).fetchall()
+        text, params = feed_sql(
+            after_position=after_position,
+            upto_position=upto_position,
+            limit=limit,
+            types=types,
+            stream_type=stream_type,
+            tenant=tenant,
+        )
+        rows = self.reader().execute(text.replace("%s", "?"), params).fetchall()
         return [event_from_row(row, _parse_time) for row in rows]
 
     def max_position(self) -> int:
