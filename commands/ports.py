@@ -49,13 +49,18 @@ class CommandContext:
     correlation_id: str
     idempotency: Idempotency | None = None
     causation_id: str | None = None
+    executor_id: str | None = None
+    """The executor that sent the command; its events renew that executor's lease."""
 
     def metadata(self) -> dict[str, Any]:
-        return {
+        metadata: dict[str, Any] = {
             "actor": self.actor,
             "causation_id": self.causation_id,
             "correlation_id": self.correlation_id,
         }
+        if self.executor_id is not None:
+            metadata["executor_id"] = self.executor_id
+        return metadata
 
 
 class Repository(Protocol):
@@ -74,6 +79,44 @@ class Repository(Protocol):
 
     async def replay(self, context: CommandContext) -> Saved | None:
         """The saved outcome of an earlier command with the context's idempotency key."""
+
+
+@dataclass(frozen=True)
+class OwnedWork:
+    """An executor's work as the read models know it once they have caught up with the log."""
+
+    thread_ids: list[str]
+    last_seen_position: int
+
+
+class ReadModelBehind(Exception):
+    """A read model did not catch up with the log in time; the command can be retried."""
+
+
+class ExecutorReads(Protocol):
+    """What recovery reads from the cross-stream read models."""
+
+    async def owned_work(self, tenant: str, executor_id: str) -> OwnedWork:
+        """Threads whose active turn runs on ``executor_id``, and its last activity.
+
+        Read after the read models have applied every event appended so far;
+        raises :class:`ReadModelBehind` if they do not get there in time.
+        """
+        ...
+
+    async def position_of(self, tenant: str, stream_id: str, seq: int) -> int:
+        """The global position of event ``seq`` of a stream."""
+        ...
+
+
+class StreamTail(Protocol):
+    """Reads the end of a stream, to bring an aggregate kept in memory up to date."""
+
+    async def events_after(
+        self, tenant: str, stream_id: str, seq: int
+    ) -> list[LedgerAggregate.Event]:
+        """The stream's events after ``seq``, in order, as domain events."""
+        ...
 
 
 class Clock(Protocol):

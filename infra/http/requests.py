@@ -10,6 +10,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
+from commands.executor_commands import EXECUTOR_ID
 from commands.ports import CommandContext, Idempotency
 from infra.http.errors import ApiError, describe_validation, validation_details
 from infra.store.records import DEFAULT_TENANT
@@ -90,4 +91,28 @@ def command_context(request: Request, canonical_body: bytes) -> CommandContext:
         actor=headers.get("x-ledger-actor", "anonymous")[:256],
         correlation_id=headers.get("x-request-id", "")[:256] or str(uuid.uuid4()),
         idempotency=idempotency,
+        executor_id=sending_executor(request, canonical_body),
     )
+
+
+def sending_executor(request: Request, canonical_body: bytes) -> str | None:
+    """The executor that sent a command: the ``X-Ledger-Executor`` header, else the body's
+    ``executor_id`` (a turn's executor starts it); a malformed id is refused with 422."""
+    executor_id = request.headers.get("x-ledger-executor") or None
+    if executor_id is None and b'"executor_id"' in canonical_body:
+        named = orjson.loads(canonical_body).get("executor_id")
+        executor_id = named if isinstance(named, str) else None
+    return None if executor_id is None else valid_executor_id(executor_id)
+
+
+def valid_executor_id(raw: str) -> str:
+    """``raw`` if it is a well-formed executor id, else 422."""
+    try:
+        return EXECUTOR_ID.validate_python(raw)
+    except ValidationError as error:
+        raise ApiError(
+            422,
+            "invalid_executor_id",
+            "an executor id is 1-128 characters: letters, digits and . _ : - (not first)",
+            executor_id=raw[:200],
+        ) from error

@@ -1,0 +1,201 @@
+"""Handlers of executor commands: heartbeats, and recovery of the work an executor owned.
+
+Recovery (seed 000's restart recovery) interrupts every active turn the executor
+runs, each through the thread handlers' load/save path (their per-stream lock
+and retry on a lost race), then records the recovery on the executor's stream.
+Each step is idempotent, so a recovery applied twice (or by two Ledger instances)
+appends nothing the second time.
+
+Executor streams grow by a heartbeat every few seconds for as long as an executor
+lives, so each executor is kept in memory once loaded and brought up to date by
+reading only the events after it (another instance may have appended some).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from commands.ports import (
+    Clock,
+    CommandContext,
+    ConcurrencyConflict,
+    ExecutorReads,
+    Repository,
+    Saved,
+    StreamTail,
+)
+from commands.stream_locks import StreamLocks
+from commands.thread_handlers import MAX_ATTEMPTS, ThreadHandlers
+from domain.errors import LifecycleConflict, NotFound
+from domain.executor import Executor, RecoveryKind, executor_stream_id
+from domain.thread import Thread
+
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class _NothingToInterrupt(Exception):
+    """The thread has no active turn on the executor (any more): nothing to append."""
+
+
+class ExecutorHandlers:
+    """Heartbeats and recoveries, each load → one domain method → save."""
+
+    def __init__(
+        self,
+        repository: Repository,
+        threads: ThreadHandlers,
+        reads: ExecutorReads,
+        tail: StreamTail,
+        clock: Clock,
+        lease: timedelta,
+    ) -> None:
+        self._repository = repository
+        self._threads = threads
+        self._reads = reads
+        self._tail = tail
+        self._clock = clock
+        self._lease = lease
+        self._locks = StreamLocks()
+        self._cache: dict[tuple[str, str], Executor] = {}
+
+    async def heartbeat(self, executor_id: str, context: CommandContext) -> Saved:
+        """Record that the executor is alive; the answer says until when its lease runs."""
+        replayed = await self._repository.replay(context)
+        if replayed is not None:
+            return replayed
+
+        def decide(executor: Executor) -> dict[str, Any]:
+            now = self._clock()
+            executor.record_heartbeat(now=now)
+            expires = (now + self._lease).strftime(TIMESTAMP_FORMAT)
+            return {"executor_id": executor_id, "lease_expires_at": expires}
+
+        saved = await self._change(executor_id, context, decide)
+        assert saved is not None  # a heartbeat is always recorded
+        return saved
+
+    async def recover(
+        self,
+        executor_id: str,
+        reason: RecoveryKind,
+        context: CommandContext,
+        *,
+        judged_at_position: int | None = None,
+    ) -> Saved:
+        """Interrupt the turns ``executor_id`` runs, then record the recovery as ``reason``.
+
+        The answer names the threads interrupted now and whether the recovery was
+        ``recorded``; when there was nothing new to record, nothing is appended and it
+        carries the executor stream's current seq and position.
+        ``judged_at_position`` is the last activity a lease expiry was judged on: if
+        the executor has been seen since, it is alive and nothing is recovered.
+        """
+        replayed = await self._repository.replay(context)
+        if replayed is not None:
+            return replayed
+        work = await self._reads.owned_work(context.tenant, executor_id)
+        body: dict[str, Any] = {
+            "executor_id": executor_id,
+            "interrupted_threads": [],
+            "recorded": False,
+        }
+        if judged_at_position is not None and work.last_seen_position != judged_at_position:
+            return await self._unchanged(context.tenant, executor_id, body)
+        # The interruptions are Ledger's doing, not the executor's: they renew no lease
+        # and each thread's append stands alone (no idempotency key of the request).
+        on_behalf = replace(context, idempotency=None, executor_id=None)
+        interrupted = [
+            thread_id
+            for thread_id in work.thread_ids
+            if await self._interrupt(thread_id, executor_id, on_behalf)
+        ]
+        body["interrupted_threads"] = interrupted
+
+        def decide(executor: Executor) -> dict[str, Any] | None:
+            recorded = executor.record_recovery(
+                kind=reason,
+                last_seen_position=work.last_seen_position,
+                interrupted_thread_ids=interrupted,
+                now=self._clock(),
+            )
+            return {**body, "recorded": True} if recorded else None
+
+        saved = await self._change(executor_id, replace(context, executor_id=None), decide)
+        if saved is not None:
+            return saved
+        return await self._unchanged(context.tenant, executor_id, body)
+
+    async def _interrupt(self, thread_id: str, executor_id: str, context: CommandContext) -> bool:
+        def decide(thread: Thread) -> dict[str, Any]:
+            if not thread.interrupt_for_restart(executor_id=executor_id, now=self._clock()):
+                raise _NothingToInterrupt
+            return {"thread_id": thread_id, "executor_id": executor_id}
+
+        try:
+            await self._threads._change(thread_id, context, decide)
+        except (_NothingToInterrupt, NotFound):
+            return False
+        return True
+
+    async def _change(
+        self,
+        executor_id: str,
+        context: CommandContext,
+        decide: Callable[[Executor], dict[str, Any] | None],
+    ) -> Saved | None:
+        """Decide on the executor (registered on first use) and save; None if nothing changed."""
+        stream_id = executor_stream_id(executor_id)
+        key = (context.tenant, executor_id)
+        async with self._locks.hold(context.tenant, stream_id):
+            for _ in range(MAX_ATTEMPTS):
+                executor, registered = await self._load(context.tenant, executor_id)
+                body = decide(executor)
+                if body is None:
+                    if not registered:
+                        self._cache[key] = executor
+                    return None
+                try:
+                    saved = await self._repository.save(executor, context, body)
+                except ConcurrencyConflict:
+                    continue  # another Ledger instance appended first: decide again
+                except LifecycleConflict:
+                    if not registered:
+                        raise
+                    continue  # another Ledger instance registered the executor first
+                if not saved.replayed:  # a replay appended nothing: the state would be wrong
+                    self._cache[key] = executor
+                return saved
+        raise LifecycleConflict(f"executor {executor_id} is changing too fast; retry the command")
+
+    async def _load(self, tenant: str, executor_id: str) -> tuple[Executor, bool]:
+        """The executor, and whether it is new (registered now, not yet saved).
+
+        A cached executor is taken out of the cache while a command decides on it and
+        put back only once its events are saved, so a failed command leaves no trace.
+        """
+        stream_id = executor_stream_id(executor_id)
+        cached = self._cache.pop((tenant, executor_id), None)
+        if cached is not None:
+            for domain_event in await self._tail.events_after(tenant, stream_id, cached.version):
+                domain_event.mutate(cached)
+            return cached, False
+        aggregate = await self._repository.load(tenant, stream_id)
+        if aggregate is None:
+            return Executor.register(executor_id, now=self._clock()), True
+        if not isinstance(aggregate, Executor):
+            raise LifecycleConflict(f"{executor_stream_id(executor_id)} is not an executor")
+        return aggregate, False
+
+    async def _unchanged(self, tenant: str, executor_id: str, body: dict[str, Any]) -> Saved:
+        """The answer of a recovery that had nothing new to record: the stream as it is."""
+        stream_id = executor_stream_id(executor_id)
+        async with self._locks.hold(tenant, stream_id):
+            executor, registered = await self._load(tenant, executor_id)
+            if not registered:
+                self._cache[(tenant, executor_id)] = executor
+        seq = 0 if registered else executor.version
+        position = await self._reads.position_of(tenant, stream_id, seq) if seq else 0
+        return Saved(seq, position, {**body, "seq": seq, "position": position})
