@@ -1,0 +1,83 @@
+"""Usage: tokens and cost per usage scope, for grouping by model, day, thread or run.
+
+One row per (tenant, stream_type, stream_id, scope_id). For threads the scope is
+a turn (``scope_kind`` ``turn``, ``scope_id`` the turn id). Runs will record
+usage per node (``node``) or for the run as a whole (``run``, ``scope_id`` empty),
+on the same table, so run and node usage need no migration.
+
+A usage record is the scope's usage so far: a later record for the same scope
+replaces the figures and the model, but keeps ``day`` (the UTC date of the
+scope's first record), so a replacement never moves usage from one day to another.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from projections.base import ProjectedEvent, Session, Table
+
+USAGE = Table(
+    "usage_records",
+    "tenant text NOT NULL, stream_type text NOT NULL, stream_id text NOT NULL,"
+    " scope_id text NOT NULL, scope_kind text NOT NULL, model text,"
+    " input_tokens bigint NOT NULL, output_tokens bigint NOT NULL,"
+    " reasoning_tokens bigint NOT NULL, reasoning_replay_tokens bigint NOT NULL,"
+    " cost_usd double precision NOT NULL, day text NOT NULL,"
+    " first_position bigint NOT NULL, last_position bigint NOT NULL,"
+    " PRIMARY KEY (tenant, stream_type, stream_id, scope_id)",
+    indexes=("tenant, day", "tenant, model"),
+)
+USAGE_EVENTS = frozenset({"UsageRecorded"})
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "reasoning_tokens", "reasoning_replay_tokens")
+
+
+def usage_scope(stream_type: str, data: dict[str, Any]) -> tuple[str, str]:
+    """(scope_kind, scope_id) of a usage record: its turn, its node, else its whole stream."""
+    if isinstance(data.get("turn_id"), str):
+        return "turn", data["turn_id"]
+    if isinstance(data.get("node_id"), str):
+        return "node", data["node_id"]
+    return stream_type, ""
+
+
+def usage_day(event: ProjectedEvent) -> str:
+    """The UTC date of the event, ``YYYY-MM-DD``."""
+    return event.recorded_at.astimezone(UTC).date().isoformat()
+
+
+class UsageProjection:
+    name = "usage"
+    tables: tuple[Table, ...] = (USAGE,)
+
+    def apply(self, session: Session, event: ProjectedEvent, names: dict[str, str]) -> None:
+        if event.type not in USAGE_EVENTS:
+            return
+        data = event.data
+        kind, scope_id = usage_scope(event.stream_type, data)
+        model = data.get("model")
+        session.execute(
+            f"INSERT INTO {names['usage_records']} (tenant, stream_type, stream_id, scope_id,"
+            " scope_kind, model, input_tokens, output_tokens, reasoning_tokens,"
+            " reasoning_replay_tokens, cost_usd, day, first_position, last_position)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (tenant, stream_type, stream_id, scope_id) DO UPDATE SET"
+            " model = excluded.model, input_tokens = excluded.input_tokens,"
+            " output_tokens = excluded.output_tokens,"
+            " reasoning_tokens = excluded.reasoning_tokens,"
+            " reasoning_replay_tokens = excluded.reasoning_replay_tokens,"
+            " cost_usd = excluded.cost_usd, last_position = excluded.last_position",
+            (
+                event.tenant,
+                event.stream_type,
+                event.stream_id,
+                scope_id,
+                kind,
+                model if isinstance(model, str) else None,
+                *(int(data.get(field) or 0) for field in TOKEN_FIELDS),
+                float(data.get("cost_usd") or 0.0),
+                usage_day(event),
+                event.position,
+                event.position,
+            ),
+        )
