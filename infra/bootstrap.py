@@ -6,29 +6,39 @@ Nothing connects at import time; :meth:`Ledger.start` migrates and opens,
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+from datetime import UTC, datetime, timedelta
 
 from starlette.requests import Request
 
+from commands.executor_handlers import ExecutorHandlers
 from commands.thread_handlers import ThreadHandlers
+from domain.executor import Executor
 from domain.thread import Thread
 from infra.config import Settings
+from infra.executor_reads import ExecutorReadModels
 from infra.mapper import EventMapper
+from infra.metrics import Metrics
+from infra.notifier import PositionNotifier
+from infra.policies import LeaseExpiryPolicy, PolicyLock, PolicyRunner
 from infra.projection_runner import ProjectionRunner, ProjectionService
 from infra.repository import EventSourcedRepository
 from infra.store.eventstore import EventStore, open_backend
 from infra.store.records import DEFAULT_TENANT
+from infra.stream_tail import StoredStreamTail
 from infra.workspace import WorkspaceRoot
 from projections.base import Projection
+from projections.executor_leases import ExecutorLeases
 from projections.pending_approvals import PendingApprovals
 from projections.thread_summaries import ThreadSummaries
+from projections.usage import UsageProjection
 
-AGGREGATES = (Thread,)
+AGGREGATES = (Thread, Executor)
 
 
 def all_projections() -> list[Projection]:
     """Every read model Ledger maintains, by name."""
-    return [ThreadSummaries(), PendingApprovals()]
+    return [ThreadSummaries(), PendingApprovals(), ExecutorLeases(), UsageProjection()]
 
 
 def utc_now() -> datetime:
@@ -48,16 +58,56 @@ class Ledger:
         self.projections = ProjectionService(
             self.backend, [ProjectionRunner(self.backend, p) for p in all_projections()]
         )
+        lease = timedelta(milliseconds=settings.executor_lease_ms)
+        self.executor_reads = ExecutorReadModels(self.store, self.projections)
+        self.executors = ExecutorHandlers(
+            self.repository,
+            self.threads,
+            self.executor_reads,
+            StoredStreamTail(self.store, self.mapper),
+            utc_now,
+            lease,
+        )
+        self.notifier = PositionNotifier(self.store)
+        self.metrics = Metrics()
+        self.metrics.watch_projections(self._projection_positions)
+        self.store.observe(self.metrics.events_appended.inc, self.metrics.append_latency.observe)
+        self.closing = asyncio.Event()
+        """Set when a graceful stop begins: live tails send their final event and close."""
+        self.policies = PolicyRunner(
+            LeaseExpiryPolicy(self.store, self.executor_reads, self.executors, utc_now, lease),
+            PolicyLock(self.backend),
+            utc_now,
+            interval=settings.policy_interval_ms / 1000,
+        )
 
-    async def start(self) -> None:
+    async def start(self, *, policies: bool = True) -> None:
+        """Migrate, open the store, start the projections and (unless told not to) the policies."""
         self.backend.migrate()
         await self.store.open()
         self.store.writer.add_listener(self.projections.wake)
         self.projections.start()
+        await self.notifier.start()
+        if policies:
+            self.policies.start()
+
+    def begin_closing(self) -> None:
+        """A graceful stop has begun (SIGTERM): tails finish, commands in flight complete."""
+        self.closing.set()
 
     async def stop(self) -> None:
+        self.closing.set()
+        await self.policies.stop()
+        await self.notifier.stop()
         self.projections.stop()
         await self.store.close()
+
+    def metrics_sse_connections(self, change: int) -> None:
+        self.metrics.sse_connections.inc(change)
+
+    def _projection_positions(self) -> list[tuple[str, int, int]]:
+        head = self.backend.max_position()
+        return [(r.name, r.position(), head) for r in self.projections.runners]
 
     def tenant(self, request: Request) -> str:
         """The caller's tenant (one tenant until API tokens exist)."""

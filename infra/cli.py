@@ -1,16 +1,24 @@
-"""The ``ledger`` command: ``serve``, ``migrate``, ``verify``."""
+"""The ``ledger`` command: ``serve``, ``migrate``, ``verify``, ``projections``, ``recover``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
+import signal
 import sys
+import threading
+from types import FrameType
 
 import orjson
+import psycopg
 
-from infra.bootstrap import all_projections
+from commands.ports import ReadModelBehind
+from infra.bootstrap import Ledger, all_projections
 from infra.config import ConfigError, Settings
-from infra.projection_runner import ProjectionFailed, ProjectionRunner
+from infra.export_cli import EXPORT_COMMANDS, add_export_parsers, run_export_command
+from infra.projection_runner import ProjectionFailed, ProjectionRunner, ProjectionService
 from infra.store.backend import Backend
 from infra.store.errors import StoreUnavailable
 from infra.store.eventstore import open_backend
@@ -29,30 +37,43 @@ def _parser() -> argparse.ArgumentParser:
     projections = sub.add_parser("projections", help="read models: status, rebuild")
     projections.add_argument("action", choices=["status", "rebuild"])
     projections.add_argument("name", nargs="?", help="projection to rebuild (rebuild only)")
+    projections.add_argument(
+        "--force", action="store_true", help="switch to the rebuilt tables even if they differ"
+    )
+    project = sub.add_parser("project", help="run the projection runners only (no HTTP)")
+    project.add_argument("--database-url", help="sqlite:///PATH or postgresql://…")
     projections.add_argument("--database-url", help="sqlite:///PATH or postgresql://…")
     for name, text in (
         ("migrate", "create or upgrade the schema"),
         ("verify", "check every hash chain and that positions are contiguous"),
+        ("recover", "run the lease-expiry policy once now (no start-up grace)"),
     ):
         command = sub.add_parser(name, help=text)
         command.add_argument("--database-url", help="sqlite:///PATH or postgresql://…")
+    add_export_parsers(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in EXPORT_COMMANDS:
+        return run_export_command(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         settings = Settings.from_env().with_overrides(database_url=args.database_url)
         if args.command == "serve":
             return _serve(settings.with_overrides(host=args.host, port=args.port))
+        if args.command == "recover":
+            return asyncio.run(_recover(settings))
         backend = open_backend(settings.database_url)
         backend.migrate()
         if args.command == "migrate":
             print(f"schema is current on {settings.database_url}")
             return 0
         if args.command == "projections":
-            return _projections(backend, args.action, args.name)
+            return _projections(backend, args.action, args.name, args.force)
+        if args.command == "project":
+            return _project(backend)
         report = verify_store(backend)
         backend.close()
         for problem in report.problems:
@@ -68,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _projections(backend: Backend, action: str, name: str | None) -> int:
+def _projections(backend: Backend, action: str, name: str | None, force: bool) -> int:
     runners = {p.name: ProjectionRunner(backend, p) for p in all_projections()}
     try:
         if action == "status":
@@ -80,14 +101,48 @@ def _projections(backend: Backend, action: str, name: str | None) -> int:
             known = ", ".join(sorted(runners))
             print(f"ledger: name a projection to rebuild: {known}", file=sys.stderr)
             return 2
-        applied = runners[name].rebuild()
-        print(f"rebuilt {name}: {applied} events applied")
-        return 0
+        report = runners[name].rebuild(force=force)
+        print(report.describe())
+        return 0 if report.switched else 1
     except ProjectionFailed as error:
         print(f"ledger: {error}", file=sys.stderr)
         return 1
     finally:
         backend.close()
+
+
+async def _recover(settings: Settings) -> int:
+    """One pass of the lease-expiry policy; prints each recovery (a second run finds none)."""
+    ledger = Ledger(settings)
+    await ledger.start(policies=False)
+    try:
+        recoveries = await ledger.policies.run_now()
+    except ReadModelBehind as error:
+        print(f"ledger: {error}; try again", file=sys.stderr)
+        return 1
+    except psycopg.errors.LockNotAvailable:
+        print("ledger: another Ledger instance is running the policies; try again", file=sys.stderr)
+        return 1
+    finally:
+        await ledger.stop()
+    for recovery in recoveries:
+        print(recovery.describe())
+    print(f"recovered {len(recoveries)} executor(s) with expired leases")
+    return 0
+
+
+def _project(backend: Backend) -> int:
+    """Run every projection runner until SIGTERM or SIGINT (one active per projection)."""
+    service = ProjectionService(backend, [ProjectionRunner(backend, p) for p in all_projections()])
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    service.start()
+    print("projecting; stop with SIGTERM", flush=True)
+    stopping.wait()
+    service.stop()
+    backend.close()
+    return 0
 
 
 def _serve(settings: Settings) -> int:
@@ -96,7 +151,25 @@ def _serve(settings: Settings) -> int:
     from infra.http.app import create_app
 
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
+    ledger = app.state.ledger
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=max(1, settings.shutdown_grace_ms // 1000),
+    )
+
+    class Server(uvicorn.Server):
+        """Tells live tails to finish as soon as a graceful stop begins."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().call_soon_threadsafe(ledger.begin_closing)
+            super().handle_exit(sig, frame)
+
+    Server(config).run()
     return 0
 
 

@@ -48,6 +48,9 @@ class Settings:
     auto_resume_window_ms: int = 1_200_000
     auto_resume_max: int = 2
     auto_resume: bool = True
+    sse_heartbeat_ms: int = 15_000
+    sse_max_lag: int = 10_000
+    shutdown_grace_ms: int = 5_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -82,6 +85,9 @@ class Settings:
             ),
             auto_resume_max=_int(env, "LEDGER_AUTO_RESUME_MAX", defaults.auto_resume_max, 0),
             auto_resume=auto_resume in ("on", "true", "1"),
+            sse_heartbeat_ms=_int(env, "LEDGER_SSE_HEARTBEAT_MS", defaults.sse_heartbeat_ms, 1),
+            sse_max_lag=_int(env, "LEDGER_SSE_MAX_LAG", defaults.sse_max_lag, 1),
+            shutdown_grace_ms=_int(env, "LEDGER_SHUTDOWN_GRACE_MS", defaults.shutdown_grace_ms, 0),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

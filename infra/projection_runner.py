@@ -23,12 +23,17 @@ from typing import Any
 import orjson
 import psycopg
 
-from infra.projection_store import grant_rows, projection_transaction, schema_transaction
+from infra.projection_store import (
+    ProjectionSession,
+    grant_rows,
+    projection_transaction,
+    schema_transaction,
+)
 from infra.store.backend import Backend
 from infra.store.errors import PositionNotAdvanced, StoreUnavailable
 from infra.store.postgres import PostgresBackend
 from infra.store.records import RecordedEvent
-from projections.base import ProjectedEvent, Projection
+from projections.base import ProjectedEvent, Projection, Table
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +77,47 @@ class ProjectionStatus:
         }
 
 
+@dataclass(frozen=True)
+class RebuildReport:
+    name: str
+    position: int
+    applied: int
+    equal: bool
+    switched: bool
+    differences: dict[str, int]
+
+    def describe(self) -> str:
+        if self.equal:
+            return (
+                f"rebuilt {self.name} at position {self.position}: {self.applied} events applied,"
+                " rows equal to the live read model, switched over"
+            )
+        tables = ", ".join(f"{t} ({n} rows differ)" for t, n in self.differences.items() if n)
+        verdict = "switched over anyway (--force)" if self.switched else "live tables kept"
+        return f"rebuilt {self.name} at position {self.position}: differs in {tables}; {verdict}"
+
+
+def _lock_for_swap(session: ProjectionSession, table: str) -> None:
+    """Keep the live runner out while the rebuild compares and swaps (SQLite's
+    BEGIN IMMEDIATE already holds the database's write lock)."""
+    if session.dialect == "postgres":
+        session.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+
+
+def _create_indexes(session: ProjectionSession, table: Table, physical: str) -> None:
+    for index, columns in enumerate(table.indexes):
+        session.execute(f"CREATE INDEX IF NOT EXISTS {physical}_i{index} ON {physical} ({columns})")
+
+
+def _differs(session: ProjectionSession, live: str, shadow: str) -> int:
+    """How many rows are in one table and not the other."""
+    row = session.fetchone(
+        f"SELECT (SELECT count(*) FROM (SELECT * FROM {live} EXCEPT SELECT * FROM {shadow}) a)"
+        f" + (SELECT count(*) FROM (SELECT * FROM {shadow} EXCEPT SELECT * FROM {live}) b)"
+    )
+    return int(row[0]) if row else 0
+
+
 class ProjectionFailed(Exception):
     def __init__(self, name: str, position: int, cause: Exception) -> None:
         self.name = name
@@ -87,10 +133,12 @@ class ProjectionRunner:
         self.projection = projection
         self.batch = batch
         self.names = {table.name: table.name for table in projection.tables}
+        self.shadow_of: str | None = None
 
     @property
     def name(self) -> str:
-        return self.projection.name
+        """The position row's name (a rebuild's shadow tracks its own position)."""
+        return f"{self.projection.name}__rebuild" if self.shadow_of else self.projection.name
 
     def ensure_tables(self) -> None:
         """Create the projection's tables if missing (as the schema owner)."""
@@ -98,10 +146,7 @@ class ProjectionRunner:
             for table in self.projection.tables:
                 physical = self.names[table.name]
                 session.execute(f"CREATE TABLE IF NOT EXISTS {physical} ({table.columns})")
-                for index, columns in enumerate(table.indexes):
-                    session.execute(
-                        f"CREATE INDEX IF NOT EXISTS {physical}_i{index} ON {physical} ({columns})"
-                    )
+                _create_indexes(session, table, physical)
                 grant_rows(self.backend, session, physical)
 
     def position(self) -> int:
@@ -140,14 +185,80 @@ class ProjectionRunner:
             applied += self.run_once()
         return applied
 
-    def rebuild(self) -> int:
-        """Empty the projection's tables and position, then replay the whole log into them."""
+    def reset(self) -> int:
+        """Empty the projection's tables and position in place, then replay the whole log."""
         self.ensure_tables()
         with projection_transaction(self.backend) as session:
             for table in self.projection.tables:
                 session.execute(f"DELETE FROM {self.names[table.name]}")
             session.execute("DELETE FROM projection_positions WHERE name = %s", (self.name,))
         return self.catch_up()
+
+    def rebuild(self, *, force: bool = False) -> RebuildReport:
+        """Rebuild into fresh tables while the live ones keep serving, then switch over.
+
+        The shadow tables are filled from position 0 up to the head; then, in one
+        transaction holding the live tables' write lock and the projection's
+        position row, the shadow is brought to exactly the live position, the two
+        are compared row for row, and the shadow replaces the live tables only if
+        they are equal (or ``force`` is given). A failed comparison leaves the
+        live tables as they were.
+        """
+        shadow = ProjectionRunner(self.backend, self.projection, batch=self.batch)
+        shadow.names = {name: f"{name}__rebuild" for name in self.names}
+        shadow.shadow_of = self.name
+        shadow.drop_tables()
+        shadow.ensure_tables()
+        self.ensure_tables()
+        applied = shadow.catch_up()
+        with schema_transaction(self.backend) as session:
+            for table in self.projection.tables:
+                _lock_for_swap(session, self.names[table.name])
+            row = session.fetchone(
+                "SELECT position FROM projection_positions WHERE name = %s"
+                + (" FOR UPDATE" if session.dialect == "postgres" else ""),
+                (self.name,),
+            )
+            live_position = int(row[0]) if row else 0
+            shadow_position = shadow.position()
+            if shadow_position > live_position:
+                raise ProjectionFailed(
+                    self.name,
+                    live_position,
+                    RuntimeError(
+                        f"the live projection is at {live_position}, behind the rebuild at"
+                        f" {shadow_position}: let it catch up and rebuild again"
+                    ),
+                )
+            for event in self.backend.read_all(
+                after_position=shadow_position, upto_position=live_position, limit=10**9
+            ):
+                self.projection.apply(session, projected(event), shadow.names)
+                applied += 1
+            differences = {
+                table.name: _differs(session, self.names[table.name], shadow.names[table.name])
+                for table in self.projection.tables
+            }
+            equal = not any(differences.values())
+            if equal or force:
+                for table in self.projection.tables:
+                    live, fresh = self.names[table.name], shadow.names[table.name]
+                    session.execute(f"DROP TABLE {live}")
+                    for index in range(len(table.indexes)):
+                        session.execute(f"DROP INDEX {fresh}_i{index}")
+                    session.execute(f"ALTER TABLE {fresh} RENAME TO {live}")
+                    _create_indexes(session, table, live)
+                    grant_rows(self.backend, session, live)
+            session.execute("DELETE FROM projection_positions WHERE name = %s", (shadow.name,))
+        if not (equal or force):
+            shadow.drop_tables()
+        return RebuildReport(self.name, live_position, applied, equal, equal or force, differences)
+
+    def drop_tables(self) -> None:
+        with schema_transaction(self.backend) as session:
+            for table in self.projection.tables:
+                session.execute(f"DROP TABLE IF EXISTS {self.names[table.name]}")
+            session.execute("DELETE FROM projection_positions WHERE name = %s", (self.name,))
 
     def status(self) -> ProjectionStatus:
         position = self.position()

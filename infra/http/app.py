@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -16,11 +17,16 @@ from infra.bootstrap import Ledger
 from infra.config import Settings
 from infra.http.endpoint import Endpoint
 from infra.http.errors import EXCEPTION_HANDLERS, error_response
+from infra.http.executor_routes import ENDPOINTS as EXECUTOR_ENDPOINTS
+from infra.http.export_routes import ENDPOINTS as EXPORT_ENDPOINTS
+from infra.http.feed_routes import ENDPOINTS as FEED_ENDPOINTS
 from infra.http.list_routes import ENDPOINTS as LIST_ENDPOINTS
 from infra.http.openapi import build_openapi
 from infra.http.schemas import Status
 from infra.http.thread_routes import ENDPOINTS as THREAD_ENDPOINTS
+from infra.http.usage_routes import ENDPOINTS as USAGE_ENDPOINTS
 from infra.http.wire import JSON
+from infra.metrics import CONTENT_TYPE, HttpMetricsMiddleware
 from infra.store.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -40,11 +46,17 @@ async def readyz(request: Request) -> Response:
     return JSON({"status": "ready"})
 
 
+async def metrics(request: Request) -> Response:
+    ledger: Ledger = request.app.state.ledger
+    return Response(ledger.metrics.render(), media_type=CONTENT_TYPE)
+
+
 async def openapi(request: Request) -> Response:
     return JSON(request.app.state.openapi)
 
 
 SYSTEM_ENDPOINTS = [
+    Endpoint("GET", "/metrics", metrics, "Prometheus metrics", tags=("system",)),
     Endpoint(
         "GET",
         "/healthz",
@@ -79,7 +91,15 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings, ledger: Ledger | None = None) -> Starlette:
     """The HTTP app; the Ledger is started and stopped by the app's lifespan."""
-    endpoints = [*SYSTEM_ENDPOINTS, *THREAD_ENDPOINTS, *LIST_ENDPOINTS]
+    endpoints = [
+        *SYSTEM_ENDPOINTS,
+        *THREAD_ENDPOINTS,
+        *EXECUTOR_ENDPOINTS,
+        *LIST_ENDPOINTS,
+        *FEED_ENDPOINTS,
+        *USAGE_ENDPOINTS,
+        *EXPORT_ENDPOINTS,
+    ]
     service = ledger or Ledger(settings)
 
     @asynccontextmanager
@@ -97,7 +117,12 @@ def create_app(settings: Settings, ledger: Ledger | None = None) -> Starlette:
         HTTPException: handle_http_exception,
         Exception: handle_unexpected,
     }
-    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        exception_handlers=handlers,
+        lifespan=lifespan,
+        middleware=[Middleware(HttpMetricsMiddleware, metrics=service.metrics)],
+    )
     app.state.ledger = service
     app.state.openapi = build_openapi(endpoints, title="Ledger", version=VERSION)
     return app

@@ -285,3 +285,8 @@ class ProjectionStatusView(Response):
 
 class ProjectionsResponse(Response):
     projections: list[ProjectionStatusView]
+
+
+class FeedPage(Response):
+    events: list[EventView]
+    next_after: int

@@ -7,7 +7,8 @@ the process goes through one :class:`GroupCommitWriter`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from infra.store.backend import Backend
@@ -34,6 +35,8 @@ class EventStore:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.writer = GroupCommitWriter(backend)
+        self._count: Callable[[float], None] = _ignore
+        self._latency: Callable[[float], None] = _ignore
         self.reader: AsyncReader
         if isinstance(backend, PostgresBackend):
             self.reader = AsyncPostgresReader(backend)
@@ -41,6 +44,11 @@ class EventStore:
             self.reader = InlineSqliteReader(backend)
         else:  # pragma: no cover - only two backends exist
             raise TypeError(f"unsupported backend {backend!r}")
+
+    def observe(self, count: Callable[[float], None], latency: Callable[[float], None]) -> None:
+        """Report events appended and append latency (seconds) to these callbacks."""
+        self._count = count
+        self._latency = latency
 
     async def open(self) -> None:
         self.writer.start()
@@ -74,7 +82,12 @@ class EventStore:
             idempotency=idempotency_key,
             response=response,
         )
-        return await self.writer.append(commit)
+        started = time.perf_counter()
+        result = await self.writer.append(commit)
+        self._latency(time.perf_counter() - started)
+        if not result.replayed:
+            self._count(len(events))
+        return result
 
     def append_sync(self, commit: Commit) -> CommitResult:
         return self.writer.append_sync(commit)
@@ -124,6 +137,10 @@ class EventStore:
     async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """Rows of a read-model query (``%s`` placeholders, on either backend)."""
         return await self.reader.fetch(sql, params)
+
+
+def _ignore(value: float) -> None:
+    return None
 
 
 def open_backend(url: str) -> Backend:

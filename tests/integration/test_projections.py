@@ -74,9 +74,30 @@ async def test_rebuilding_each_projection_gives_the_live_rows(ledger: Ledger) ->
         runner.catch_up()
         live = _rows(ledger, runner)
         assert any(live.values()), f"{runner.name} has no rows to compare"
-        replayed = ProjectionRunner(ledger.backend, runner.projection).rebuild()
-        assert replayed == await ledger.store.max_position()
+        report = ProjectionRunner(ledger.backend, runner.projection).rebuild()
+        assert report.equal and report.switched, report.describe()
+        assert report.position == report.applied == await ledger.store.max_position()
         assert _rows(ledger, runner) == live, runner.name
+        assert ProjectionRunner(ledger.backend, runner.projection).rebuild().equal  # again
+
+
+async def test_rebuild_keeps_live_tables_when_they_differ_from_the_log(ledger: Ledger) -> None:
+    await _history(ledger)
+    runner = ProjectionRunner(ledger.backend, all_projections()[0])
+    runner.catch_up()
+    with projection_transaction(ledger.backend) as session:
+        session.execute("UPDATE thread_summaries SET title = 'corrupted' WHERE thread_id = 'thr_1'")
+    report = ProjectionRunner(ledger.backend, runner.projection).rebuild()
+    assert not report.equal and not report.switched
+    assert report.differences["thread_summaries"] == 2
+    with projection_transaction(ledger.backend) as session:
+        row = session.fetchone("SELECT title FROM thread_summaries WHERE thread_id = 'thr_1'")
+    assert row == ("corrupted",)
+    forced = ProjectionRunner(ledger.backend, runner.projection).rebuild(force=True)
+    assert forced.switched
+    with projection_transaction(ledger.backend) as session:
+        row = session.fetchone("SELECT title FROM thread_summaries WHERE thread_id = 'thr_1'")
+    assert row == ("t1",)
 
 
 async def test_catching_up_twice_applies_nothing_twice(ledger: Ledger) -> None:
