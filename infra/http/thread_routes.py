@@ -220,7 +220,11 @@ async def verify_stream(request: Request) -> Response:
     events = await ledger.store.read_stream(ledger.tenant(request), stream_id)
     if not events:
         raise NotFound(f"no stream {stream_id}", stream_id=stream_id)
-    report = verify_stream_events(events)
+    acknowledged = await ledger.store.fetch(
+        "SELECT max(seq) FROM idempotency_keys WHERE tenant = %s AND stream_id = %s",
+        [ledger.tenant(request), stream_id],
+    )
+    report = verify_stream_events(events, acknowledged[0][0] if acknowledged else None)
     return JSON(
         {
             "stream_id": stream_id,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from infra.store.batch import BatchPlan, StoredIdempotency, StreamKey
-from infra.store.records import Commit, RecordedEvent, StreamHead
+from infra.store.records import AppendResult, Commit, RecordedEvent, StreamHead
 
 
 class WriteSession(Protocol):
@@ -23,6 +23,11 @@ class WriteSession(Protocol):
     def max_position(self) -> int: ...
 
     def read_idempotency(self, tenant: str, key: str) -> StoredIdempotency | None: ...
+
+    def last_acknowledged(self) -> AppendResult | None:
+        """The idempotency record with the highest position (a witness of the log's end)."""
+
+    def projection_positions(self) -> list[tuple[str, int]]: ...
 
     def advance_position(self, name: str, position: int) -> None:
         """Record that projection ``name`` has read up to ``position`` (forward only)."""
@@ -70,6 +75,11 @@ class Backend(Protocol):
     def max_position(self) -> int: ...
 
     def read_idempotency(self, tenant: str, key: str) -> StoredIdempotency | None: ...
+
+    def last_acknowledged(self) -> AppendResult | None:
+        """The idempotency record with the highest position (a witness of the log's end)."""
+
+    def projection_positions(self) -> list[tuple[str, int]]: ...
 
     def advance_position(self, name: str, position: int) -> None:
         """Record that projection ``name`` has read up to ``position`` (forward only)."""

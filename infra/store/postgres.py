@@ -318,6 +318,18 @@ class PostgresBackend:
         rows = self._fetch("SELECT position FROM projection_positions WHERE name = %s", [name])
         return int(rows[0][0]) if rows else None
 
+    def last_acknowledged(self) -> AppendResult | None:
+        rows = self._fetch(
+            "SELECT stream_id, first_seq, seq, first_position, position FROM idempotency_keys"
+            " ORDER BY position DESC LIMIT 1",
+            [],
+        )
+        return AppendResult(*rows[0]) if rows else None
+
+    def projection_positions(self) -> list[tuple[str, int]]:
+        rows = self._fetch("SELECT name, position FROM projection_positions", [])
+        return [(str(r[0]), int(r[1])) for r in rows]
+
     def read_idempotency(self, tenant: str, key: str) -> StoredIdempotency | None:
         rows = self._fetch(SELECT_KEYS, [[tenant], [key]])
         return idempotency_from_row(rows[0]) if rows else None

@@ -211,6 +211,21 @@ class SqliteBackend:
         )
         return None if row is None else int(row[0])
 
+    def last_acknowledged(self) -> AppendResult | None:
+        row = (
+            self.reader()
+            .execute(
+                "SELECT stream_id, first_seq, seq, first_position, position FROM idempotency_keys"
+                " ORDER BY position DESC LIMIT 1"
+            )
+            .fetchone()
+        )
+        return None if row is None else AppendResult(*row)
+
+    def projection_positions(self) -> list[tuple[str, int]]:
+        rows = self.reader().execute("SELECT name, position FROM projection_positions").fetchall()
+        return [(str(r[0]), int(r[1])) for r in rows]
+
     def read_idempotency(self, tenant: str, key: str) -> StoredIdempotency | None:
         return _SqliteWriteSession(self.reader()).idempotency({(tenant, key)}).get((tenant, key))
 

@@ -40,17 +40,52 @@ def verify_store(
         after = page[-1].position
     report.streams = len(heads)
     report.max_position = after
+    if stream_id is None:
+        _check_witnesses(backend, after, report)
     return report
 
 
-def verify_stream_events(events: list[RecordedEvent]) -> VerifyReport:
-    """Check one stream's events as read in seq order."""
+def _check_witnesses(backend: Backend, max_position: int, report: VerifyReport) -> None:
+    """Positions recorded outside the events table must not lie beyond the log's end.
+
+    Idempotency records name the stream and seq a client was told about; projection
+    positions say how far the read models had read. Either one beyond the last event
+    means events at the end of the log were deleted, which contiguity alone cannot see.
+    """
+    acknowledged = backend.last_acknowledged()
+    if acknowledged is not None and acknowledged.position > max_position:
+        report.problems.append(
+            f"stream {acknowledged.stream_id} seq {acknowledged.seq}: acknowledged at position"
+            f" {acknowledged.position}, but the log ends at {max_position} (events were deleted)"
+        )
+    for name, position in backend.projection_positions():
+        if position > max_position and not name.endswith("__rebuild"):
+            report.problems.append(
+                f"projection {name} has read up to position {position}, but the log ends at"
+                f" {max_position} (events were deleted)"
+            )
+
+
+def verify_stream_events(
+    events: list[RecordedEvent], acknowledged_seq: int | None = None
+) -> VerifyReport:
+    """Check one stream's events as read in seq order.
+
+    ``acknowledged_seq`` is the highest seq of the stream a client was given with an
+    idempotency key; a stream ending before it lost its last events.
+    """
     report = VerifyReport()
     heads: dict[tuple[str, str], StreamHead] = {}
     for event in events:
         report.events += 1
         _check_event(event, heads, report)
     report.streams = len(heads)
+    last = events[-1].seq if events else 0
+    if acknowledged_seq is not None and acknowledged_seq > last and events:
+        report.problems.append(
+            f"stream {events[-1].stream_id} seq {acknowledged_seq}: acknowledged, but the"
+            f" stream ends at seq {last} (events were deleted)"
+        )
     return report
 
 

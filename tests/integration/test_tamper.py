@@ -9,16 +9,19 @@ import sys
 import psycopg
 import pytest
 
+from infra.store.records import IdempotencyKey
 from infra.store.verify import verify_store
 from tests.integration.store_helpers import event, migrated, opened_store
 
 
 async def _history(url: str) -> None:
+    """Three streams of three events; the last append carried an idempotency key."""
     store = await opened_store(url)
     try:
         for stream in ("thr_1", "thr_2", "thr_3"):
             for version in range(3):
-                await store.append("default", "thread", stream, version, [event(n=version)])
+                key = IdempotencyKey(f"{stream}-{version}", "f")
+                await store.append("default", "thread", stream, version, [event(n=version)], key)
     finally:
         await store.close()
 
@@ -65,8 +68,18 @@ async def test_an_untouched_store_verifies(pg_url: str) -> None:
             " WHERE stream_id = 'thr_1' AND seq = 1",
             "stream thr_1 seq 1: hash does not match",
         ),
+        (
+            "DELETE FROM events WHERE stream_id = 'thr_3' AND seq = 3",
+            "stream thr_3 seq 3: acknowledged at position 9, but the log ends at 8",
+        ),
+        (
+            "UPDATE events SET seq = 100 WHERE stream_id = 'thr_2' AND seq = 2;"
+            " UPDATE events SET seq = 2 WHERE stream_id = 'thr_2' AND seq = 3;"
+            " UPDATE events SET seq = 3 WHERE stream_id = 'thr_2' AND seq = 100",
+            "stream thr_2 seq 3: follows seq 1",
+        ),
     ],
-    ids=["edited", "deleted", "re-dated"],
+    ids=["edited", "deleted", "re-dated", "deleted-last-of-the-store", "reordered"],
 )
 async def test_verify_names_the_stream_and_seq_of_a_tampered_event(
     pg_url: str, statement: str, expected: str
