@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -238,19 +238,20 @@ class PostgresBackend:
     # writing -------------------------------------------------------------------
 
     def write_batch(self, commits: list[Commit]) -> BatchPlan:
+        """One transaction in two round trips (psycopg pipeline mode): the lock, the heads,
+        the known idempotency keys and the max position travel together; then the
+        inserts, the NOTIFY and the COMMIT."""
         if self._writer is None or self._writer.closed:
             self._writer = self.connect()
         conn = self._writer
         try:
-            with conn.transaction():
+            with conn.pipeline(), conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
                 session = _PostgresWriteSession(conn)
-                plan = plan_batch(
-                    commits,
-                    session.heads(stream_keys(commits)),
-                    session.idempotency(idempotency_keys(commits)),
-                    session.max_position(),
-                )
+                heads = session.heads_later(stream_keys(commits))
+                known = session.idempotency_later(idempotency_keys(commits))
+                top = conn.execute("SELECT coalesce(max(position), 0) FROM events")
+                plan = plan_batch(commits, heads(), known(), int(_one(top)))
                 session.insert(plan)
                 if plan.rows:
                     conn.execute(
@@ -357,6 +358,11 @@ def advance_position(conn: psycopg.Connection[Any], name: str, position: int) ->
         raise PositionNotAdvanced(name, position)
 
 
+def _one(cursor: psycopg.Cursor[Any]) -> Any:
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
 def idempotency_from_row(r: Sequence[Any]) -> StoredIdempotency:
     return StoredIdempotency(
         tenant=r[0],
@@ -399,23 +405,22 @@ class _PostgresWriteSession:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
 
-    def heads(self, keys: set[StreamKey]) -> dict[StreamKey, StreamHead]:
+    def heads_later(self, keys: set[StreamKey]) -> Callable[[], dict[StreamKey, StreamHead]]:
+        """Send the heads query now (pipelined); the returned call reads its answer."""
         if not keys:
-            return {}
+            return dict
         tenants, ids = zip(*keys, strict=True)
-        rows = self._conn.execute(SELECT_HEADS, (list(tenants), list(ids))).fetchall()
-        return {(r[0], r[1]): StreamHead(r[2], r[3], r[4]) for r in rows}
+        cursor = self._conn.execute(SELECT_HEADS, (list(tenants), list(ids)))
+        return lambda: {(r[0], r[1]): StreamHead(r[2], r[3], r[4]) for r in cursor.fetchall()}
 
-    def idempotency(self, keys: set[StreamKey]) -> dict[StreamKey, StoredIdempotency]:
+    def idempotency_later(
+        self, keys: set[StreamKey]
+    ) -> Callable[[], dict[StreamKey, StoredIdempotency]]:
         if not keys:
-            return {}
+            return dict
         tenants, names = zip(*keys, strict=True)
-        rows = self._conn.execute(SELECT_KEYS, (list(tenants), list(names))).fetchall()
-        return {(r[0], r[1]): idempotency_from_row(r) for r in rows}
-
-    def max_position(self) -> int:
-        row = self._conn.execute("SELECT max(position) FROM events").fetchone()
-        return int(row[0] or 0) if row else 0
+        cursor = self._conn.execute(SELECT_KEYS, (list(tenants), list(names)))
+        return lambda: {(r[0], r[1]): idempotency_from_row(r) for r in cursor.fetchall()}
 
     def insert(self, plan: BatchPlan) -> None:
         rows = plan.rows
