@@ -9,6 +9,7 @@ import orjson
 from commands.ports import CommandContext, ConcurrencyConflict, IdempotencyMismatch, Saved
 from domain.base import LedgerAggregate, fold
 from domain.errors import LifecycleConflict
+from infra.aggregate_cache import AggregateCache
 from infra.mapper import EventMapper
 from infra.store.errors import IdempotencyKeyReused, StreamTypeClash, WrongExpectedVersion
 from infra.store.eventstore import EventStore
@@ -19,15 +20,32 @@ from infra.store.records import CommitResult, IdempotencyKey, RecordedEvent
 class EventSourcedRepository:
     """Loads an aggregate by folding its stream; saves its pending events at its loaded version."""
 
-    def __init__(self, store: EventStore, mapper: EventMapper) -> None:
+    def __init__(
+        self, store: EventStore, mapper: EventMapper, cache: AggregateCache | None = None
+    ) -> None:
         self._store = store
         self._mapper = mapper
+        self._cache = cache or AggregateCache()
 
     async def load(
         self, tenant: str, stream_id: str, *, upto_seq: int | None = None
     ) -> LedgerAggregate | None:
-        records = await self._store.read_stream(tenant, stream_id, upto_seq=upto_seq)
-        return self.fold_records(records)
+        """The aggregate as its stream (up to ``upto_seq``) folds to; always a fresh copy."""
+        if upto_seq is not None:
+            records = await self._store.read_stream(tenant, stream_id, upto_seq=upto_seq)
+            return self.fold_records(records)
+        key = (tenant, stream_id)
+        cached = self._cache.get(key)
+        if cached is None:
+            aggregate = self.fold_records(await self._store.read_stream(tenant, stream_id))
+            if aggregate is None:
+                return None
+            self._cache.put(key, self._cache.copy(aggregate))
+            return aggregate
+        newer = await self._store.read_stream(tenant, stream_id, after_seq=cached.version)
+        for record in newer:  # committed events: safe to advance the cached state itself
+            self._mapper.to_domain_event(record).mutate(cached)
+        return self._cache.copy(cached)
 
     def fold_records(self, records: list[RecordedEvent]) -> LedgerAggregate | None:
         return fold([self._mapper.to_domain_event(record) for record in records])
@@ -55,6 +73,7 @@ class EventSourcedRepository:
                 response=canonical_json(body),
             )
         except WrongExpectedVersion as error:
+            self._cache.drop((context.tenant, aggregate.id))
             if expected_version == 0:
                 raise LifecycleConflict(f"{aggregate.id} already exists") from error
             raise ConcurrencyConflict(str(error)) from error
@@ -62,6 +81,11 @@ class EventSourcedRepository:
             raise LifecycleConflict(str(error)) from error
         except IdempotencyKeyReused as error:
             raise IdempotencyMismatch(error.key) from error
+        key_of = (context.tenant, aggregate.id)
+        if result.replayed:  # nothing was appended: this aggregate is not the stored state
+            self._cache.drop(key_of)
+        else:
+            self._cache.put(key_of, self._cache.copy(aggregate))
         return _saved(result, body)
 
     async def replay(self, context: CommandContext) -> Saved | None:

@@ -1,0 +1,95 @@
+"""The aggregate cache: a command reads only newer events, stays correct when another
+instance appends, and never caches what was refused or lost a race."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from commands.ports import CommandContext, ConcurrencyConflict
+from commands.thread_commands import AddItem, StartThread, StartTurn
+from domain.errors import LifecycleConflict
+from domain.thread import Thread
+from infra.bootstrap import Ledger
+from infra.config import Settings
+from queries.thread_view import thread_view
+
+CTX = CommandContext(tenant="default", actor="test", correlation_id="c")
+
+
+@pytest.fixture
+async def two_instances(database_url: str) -> AsyncIterator[tuple[Ledger, Ledger]]:
+    first, second = (
+        Ledger(Settings(database_url=database_url)),
+        Ledger(Settings(database_url=database_url)),
+    )
+    await first.start(policies=False)
+    await second.start(policies=False)
+    try:
+        yield first, second
+    finally:
+        await second.stop()
+        await first.stop()
+
+
+async def _thread(ledger: Ledger, thread_id: str) -> Thread:
+    loaded = await ledger.repository.load("default", thread_id)
+    assert isinstance(loaded, Thread)
+    return loaded
+
+
+async def test_cached_thread_catches_up_with_another_instances_appends(
+    two_instances: tuple[Ledger, Ledger],
+) -> None:
+    a, b = two_instances
+    await a.threads.start_thread(StartThread(thread_id="thr_1"), CTX)
+    await a.threads.start_turn("thr_1", StartTurn(turn_id="t1"), CTX)
+    await _thread(a, "thr_1")  # cached in a at version 2
+    for n in range(3):
+        await b.threads.add_item("thr_1", "t1", AddItem(item_id=f"i{n}", kind="message"), CTX)
+    seen_by_a = await _thread(a, "thr_1")
+    assert seen_by_a.version == 5
+    full = a.repository.fold_records(await a.store.read_stream("default", "thr_1"))
+    assert isinstance(full, Thread)
+    assert thread_view(seen_by_a) == thread_view(full)
+    await a.threads.add_item("thr_1", "t1", AddItem(item_id="i9", kind="message"), CTX)
+    assert (await _thread(b, "thr_1")).version == 6
+
+
+async def test_a_stale_cached_copy_cannot_append_over_newer_events(
+    two_instances: tuple[Ledger, Ledger],
+) -> None:
+    a, b = two_instances
+    await a.threads.start_thread(StartThread(thread_id="thr_1"), CTX)
+    await a.threads.start_turn("thr_1", StartTurn(turn_id="t1"), CTX)
+    stale = await _thread(a, "thr_1")
+    await b.threads.add_item("thr_1", "t1", AddItem(item_id="i1", kind="message"), CTX)
+    stale.add_item(
+        turn_id="t1",
+        item_id="i2",
+        tool_name=None,
+        kind="message",
+        status=None,
+        payload={},
+        now=stale.modified_on,
+    )
+    with pytest.raises(ConcurrencyConflict):
+        await a.repository.save(stale, CTX, {})
+    fresh = await _thread(a, "thr_1")
+    assert fresh.version == 3 and "i2" not in fresh.items
+
+
+async def test_a_refused_command_leaves_the_cache_as_it_was(
+    two_instances: tuple[Ledger, Ledger],
+) -> None:
+    a, _ = two_instances
+    await a.threads.start_thread(StartThread(thread_id="thr_1"), CTX)
+    await a.threads.start_turn("thr_1", StartTurn(turn_id="t1"), CTX)
+    with pytest.raises(LifecycleConflict):
+        await a.threads.start_turn("thr_1", StartTurn(turn_id="t2"), CTX)
+    loaded = await _thread(a, "thr_1")
+    assert loaded.version == 2 and list(loaded.turns) == ["t1"]
+    loaded.end_turn(turn_id="t1", status="completed", error=None, now=loaded.modified_on)
+    again = await _thread(a, "thr_1")
+    assert again.turns["t1"].status == "in_progress"
