@@ -22,7 +22,7 @@ from tests.e2e.helpers import all_events, assert_chain, ok
 WORKERS = 8
 ROUNDS = 3
 KILLS = 20
-KILL_AFTER_S = (0.3, 1.2)
+KILL_AFTER_S = (0.0, 0.9)
 QUIET_WAIT_S = 2.0  # longer than the default policy interval (1 s)
 TOOLS = ("exec_shell", "apply_patch", "web_search")
 
@@ -133,7 +133,12 @@ async def _worker(base_url: str, burst: Burst, worker: int) -> None:
 
 
 async def _burst_then_kill(server: LedgerServer, burst: Burst, kill_after: float) -> None:
+    """Kill at a random moment, but only once the burst is under way (a slow, loaded machine
+    must not turn the test into a kill before anything was acknowledged)."""
     workers = [asyncio.create_task(_worker(server.base_url, burst, w)) for w in range(WORKERS)]
+    deadline = time.monotonic() + 30
+    while len(burst.acks) <= 2 * WORKERS and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
     await asyncio.sleep(kill_after)
     server.kill()
     await asyncio.wait_for(asyncio.gather(*workers), timeout=30)
@@ -251,7 +256,7 @@ def test_sigkill_mid_burst_loses_no_acknowledged_command_and_leaves_no_half_appl
 ) -> None:
     started = time.monotonic()
     _kill_rounds(launcher, database_url, ROUNDS, KILL_AFTER_S, quiet_every_round=True)
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 120
 
 
 def test_twenty_kills_then_every_projection_equals_a_rebuild(
@@ -261,7 +266,7 @@ def test_twenty_kills_then_every_projection_equals_a_rebuild(
     restart every acknowledged command is there, whole, and chains verify; at the end every
     read model has caught up to the same rows as a rebuild from the log."""
     started = time.monotonic()
-    server = _kill_rounds(launcher, pg_url, KILLS, (0.4, 1.0), quiet_every_round=False)
+    server = _kill_rounds(launcher, pg_url, KILLS, (0.0, 0.5), quiet_every_round=False)
     with httpx.Client(base_url=server.base_url, timeout=30.0) as client:
         head = ok(client.get("/v1/events?after=0&limit=1"), 200)["next_after"]
         deadline = time.monotonic() + 30
@@ -284,4 +289,4 @@ def test_twenty_kills_then_every_projection_equals_a_rebuild(
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert "rows equal to the live read model" in result.stdout, result.stdout
-    assert time.monotonic() - started < 150
+    assert time.monotonic() - started < 240
