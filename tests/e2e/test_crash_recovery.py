@@ -137,7 +137,7 @@ async def _burst_then_kill(server: LedgerServer, burst: Burst, kill_after: float
     must not turn the test into a kill before anything was acknowledged)."""
     workers = [asyncio.create_task(_worker(server.base_url, burst, w)) for w in range(WORKERS)]
     deadline = time.monotonic() + 30
-    while len(burst.acks) <= 2 * WORKERS and time.monotonic() < deadline:
+    while len(burst.acks) <= 2 * WORKERS and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     await asyncio.sleep(kill_after)
     server.kill()
