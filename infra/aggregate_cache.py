@@ -8,8 +8,8 @@ never changes what is cached, and an append that lost a race drops the entry.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 import pickle
+from collections import OrderedDict
 
 from domain.base import LedgerAggregate
 
