@@ -11,6 +11,7 @@ from domain.base import LedgerAggregate, fold
 from domain.errors import LifecycleConflict
 from infra.aggregate_cache import AggregateCache
 from infra.mapper import EventMapper
+from infra.snapshot_store import Snapshots
 from infra.store.errors import IdempotencyKeyReused, StreamTypeClash, WrongExpectedVersion
 from infra.store.eventstore import EventStore
 from infra.store.hashing import canonical_json
@@ -21,23 +22,31 @@ class EventSourcedRepository:
     """Loads an aggregate by folding its stream; saves its pending events at its loaded version."""
 
     def __init__(
-        self, store: EventStore, mapper: EventMapper, cache: AggregateCache | None = None
+        self,
+        store: EventStore,
+        mapper: EventMapper,
+        cache: AggregateCache | None = None,
+        snapshots: Snapshots | None = None,
     ) -> None:
         self._store = store
         self._mapper = mapper
         self._cache = cache or AggregateCache()
+        self._snapshots = snapshots
 
     async def load(
         self, tenant: str, stream_id: str, *, upto_seq: int | None = None
     ) -> LedgerAggregate | None:
-        """The aggregate as its stream (up to ``upto_seq``) folds to; always a fresh copy."""
+        """The aggregate as its stream (up to ``upto_seq``) folds to; always a fresh copy.
+
+        Starts from the cached state or the latest snapshot at or below ``upto_seq``
+        and folds only the events after it, so the cost does not grow with history.
+        """
         if upto_seq is not None:
-            records = await self._store.read_stream(tenant, stream_id, upto_seq=upto_seq)
-            return self.fold_records(records)
+            return await self._fold_from_snapshot(tenant, stream_id, upto_seq)
         key = (tenant, stream_id)
         cached = self._cache.get(key)
         if cached is None:
-            aggregate = self.fold_records(await self._store.read_stream(tenant, stream_id))
+            aggregate = await self._fold_from_snapshot(tenant, stream_id, None)
             if aggregate is None:
                 return None
             self._cache.put(key, self._cache.copy(aggregate))
@@ -46,6 +55,20 @@ class EventSourcedRepository:
         for record in newer:  # committed events: safe to advance the cached state itself
             self._mapper.to_domain_event(record).mutate(cached)
         return self._cache.copy(cached)
+
+    async def _fold_from_snapshot(
+        self, tenant: str, stream_id: str, upto_seq: int | None
+    ) -> LedgerAggregate | None:
+        start = None
+        if self._snapshots is not None:
+            start = await self._snapshots.latest(tenant, stream_id, upto_seq)
+        records = await self._store.read_stream(
+            tenant, stream_id, after_seq=start.version if start else 0, upto_seq=upto_seq
+        )
+        aggregate = start
+        for record in records:
+            aggregate = self._mapper.to_domain_event(record).mutate(aggregate)
+        return aggregate
 
     def fold_records(self, records: list[RecordedEvent]) -> LedgerAggregate | None:
         return fold([self._mapper.to_domain_event(record) for record in records])
@@ -86,6 +109,8 @@ class EventSourcedRepository:
             self._cache.drop(key_of)
         else:
             self._cache.put(key_of, self._cache.copy(aggregate))
+            if self._snapshots is not None:
+                self._snapshots.maybe_take(context.tenant, aggregate, expected_version)
         return _saved(result, body)
 
     async def replay(self, context: CommandContext) -> Saved | None:
