@@ -14,18 +14,22 @@ from starlette.requests import Request
 from commands.executor_handlers import ExecutorHandlers
 from commands.thread_handlers import ThreadHandlers
 from domain.executor import Executor
-from domain.thread import Thread
+from domain.thread import Approval, Item, Thread, Turn, Usage
+from infra.auth import TokenResolver
 from infra.config import Settings
 from infra.executor_reads import ExecutorReadModels
+from infra.http.auth import caller
 from infra.mapper import EventMapper
 from infra.metrics import Metrics
 from infra.notifier import PositionNotifier
 from infra.policies import LeaseExpiryPolicy, PolicyLock, PolicyRunner
 from infra.projection_runner import ProjectionRunner, ProjectionService
 from infra.repository import EventSourcedRepository
+from infra.snapshot_store import Snapshots
+from infra.snapshots import StateCodec
 from infra.store.eventstore import EventStore, open_backend
-from infra.store.records import DEFAULT_TENANT
 from infra.stream_tail import StoredStreamTail
+from infra.token_store import find_active
 from infra.workspace import WorkspaceRoot
 from projections.base import Projection
 from projections.executor_leases import ExecutorLeases
@@ -34,6 +38,7 @@ from projections.thread_summaries import ThreadSummaries
 from projections.usage import UsageProjection
 
 AGGREGATES = (Thread, Executor)
+SNAPSHOT_DATACLASSES = (Turn, Item, Approval, Usage)
 
 
 def all_projections() -> list[Projection]:
@@ -53,7 +58,10 @@ class Ledger:
         self.backend = open_backend(settings.database_url)
         self.store = EventStore(self.backend)
         self.mapper = EventMapper(AGGREGATES)
-        self.repository = EventSourcedRepository(self.store, self.mapper)
+        self.snapshots = Snapshots(
+            self.store, StateCodec(AGGREGATES, SNAPSHOT_DATACLASSES), settings.snapshot_every
+        )
+        self.repository = EventSourcedRepository(self.store, self.mapper, snapshots=self.snapshots)
         self.threads = ThreadHandlers(self.repository, utc_now, WorkspaceRoot(settings.workspace))
         self.projections = ProjectionService(
             self.backend, [ProjectionRunner(self.backend, p) for p in all_projections()]
@@ -72,6 +80,11 @@ class Ledger:
         self.metrics = Metrics()
         self.metrics.watch_projections(self._projection_positions)
         self.store.observe(self.metrics.events_appended.inc, self.metrics.append_latency.observe)
+        self.tokens = TokenResolver(
+            lambda token_hash: find_active(self.store.fetch, token_hash),
+            ttl=settings.auth_cache_ms / 1000,
+        )
+        """Resolves API tokens (consulted only with authentication on)."""
         self.closing = asyncio.Event()
         """Set when a graceful stop begins: live tails send their final event and close."""
         self.policies = PolicyRunner(
@@ -100,6 +113,7 @@ class Ledger:
         await self.policies.stop()
         await self.notifier.stop()
         self.projections.stop()
+        await self.snapshots.drain()
         await self.store.close()
 
     def metrics_sse_connections(self, change: int) -> None:
@@ -110,5 +124,5 @@ class Ledger:
         return [(r.name, r.position(), head) for r in self.projections.runners]
 
     def tenant(self, request: Request) -> str:
-        """The caller's tenant (one tenant until API tokens exist)."""
-        return DEFAULT_TENANT
+        """The caller's tenant: its API token's, or ``default`` with authentication off."""
+        return caller(request).tenant

@@ -1,4 +1,5 @@
-"""The ``ledger`` command: ``serve``, ``migrate``, ``verify``, ``projections``, ``recover``."""
+"""The ``ledger`` command: ``serve``, ``migrate``, ``verify``, ``projections``, ``recover``,
+``tokens``."""
 
 from __future__ import annotations
 
@@ -15,14 +16,18 @@ import orjson
 import psycopg
 
 from commands.ports import ReadModelBehind
+from infra.auth import SCOPES, new_token, startup_problem, startup_warnings, valid_tenant
 from infra.bootstrap import Ledger, all_projections
-from infra.config import ConfigError, Settings
+from infra.config import ConfigError, Settings, is_loopback
 from infra.export_cli import EXPORT_COMMANDS, add_export_parsers, run_export_command
 from infra.projection_runner import ProjectionFailed, ProjectionRunner, ProjectionService
 from infra.store.backend import Backend
 from infra.store.errors import StoreUnavailable
 from infra.store.eventstore import open_backend
 from infra.store.verify import verify_store
+from infra.token_store import TokenNotFound, TokenStore
+
+log = logging.getLogger("ledger")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,8 +55,22 @@ def _parser() -> argparse.ArgumentParser:
     ):
         command = sub.add_parser(name, help=text)
         command.add_argument("--database-url", help="sqlite:///PATH or postgresql://…")
+    _add_token_parsers(sub)
     add_export_parsers(sub)
     return parser
+
+
+def _add_token_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tokens = sub.add_parser("tokens", help="API tokens: create, list, revoke")
+    actions = tokens.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="make a token and print it (shown only once)")
+    create.add_argument("--tenant", required=True, help="the tenant the token acts for")
+    create.add_argument("--scope", choices=SCOPES, default="write", help="default: write")
+    listing = actions.add_parser("list", help="every token's id, tenant, scope (no secrets)")
+    revoke = actions.add_parser("revoke", help="refuse a token from now on (within seconds)")
+    revoke.add_argument("token", metavar="ID", help="the token, its hash, or a hash prefix")
+    for action in (create, listing, revoke):
+        action.add_argument("--database-url", help="sqlite:///PATH or postgresql://…")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "projections":
             return _projections(backend, args.action, args.name, args.force)
+        if args.command == "tokens":
+            return _tokens(backend, args)
         if args.command == "project":
             return _project(backend)
         report = verify_store(backend)
@@ -145,11 +166,67 @@ def _project(backend: Backend) -> int:
     return 0
 
 
+def _tokens(backend: Backend, args: argparse.Namespace) -> int:
+    store = TokenStore(backend)
+    try:
+        if args.action == "create":
+            if not valid_tenant(args.tenant):
+                print(
+                    "ledger: a tenant is 1-128 characters: letters, digits and . _ : - (not first)",
+                    file=sys.stderr,
+                )
+                return 2
+            token = new_token()
+            record = store.create(token, args.tenant, args.scope)
+            print(token)
+            print(
+                f"token {record.token_id} for tenant {record.tenant}, scope {record.scope}:"
+                " keep it now, it is not shown again",
+                file=sys.stderr,
+            )
+        elif args.action == "list":
+            for record in store.all():
+                print(orjson.dumps(record.as_dict()).decode())
+        else:
+            record = store.revoke(args.token)
+            print(f"revoked token {record.token_id} of tenant {record.tenant}")
+        return 0
+    except TokenNotFound as error:
+        print(f"ledger: {error}", file=sys.stderr)
+        return 1
+    finally:
+        backend.close()
+
+
+def _auth_gate(settings: Settings) -> str | None:
+    """Why serving must not start (None: it may), after logging any loud warning."""
+    loopback = is_loopback(settings.host)
+    active = 0
+    if settings.auth_enabled:
+        backend = open_backend(settings.database_url)
+        try:
+            backend.migrate()
+            active = TokenStore(backend).active_count()
+        finally:
+            backend.close()
+    for warning in startup_warnings(
+        auth_enabled=settings.auth_enabled, loopback=loopback, active_tokens=active
+    ):
+        log.warning("*** %s ***", warning)
+    return startup_problem(
+        auth_enabled=settings.auth_enabled, loopback=loopback, active_tokens=active
+    )
+
+
 def _serve(settings: Settings) -> int:
     import uvicorn
 
     from infra.http.app import create_app
 
+    problem = _auth_gate(settings)
+    if problem is not None:
+        print(f"ledger: {problem}", file=sys.stderr)
+        return 2
     app = create_app(settings)
     ledger = app.state.ledger
     config = uvicorn.Config(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+ON = ("on", "true", "1")
+OFF = ("off", "false", "0")
 
 
 class ConfigError(ValueError):
@@ -27,6 +31,27 @@ def _int(
     if maximum is not None and value > maximum:
         raise ConfigError(f"{name} must be at most {maximum}, got {value}")
     return value
+
+
+def _switch(env: Mapping[str, str], name: str) -> bool | None:
+    """``on``/``off`` (or true/false, 1/0); None when unset."""
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return None
+    if raw not in ON + OFF:
+        raise ConfigError(f"{name} must be on or off, got {raw!r}")
+    return raw in ON
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -51,14 +76,21 @@ class Settings:
     sse_heartbeat_ms: int = 15_000
     sse_max_lag: int = 10_000
     shutdown_grace_ms: int = 5_000
+    snapshot_every: int = 100
+    auth: bool | None = None
+    """``LEDGER_AUTH``; None (unset) means: on unless bound to a loopback address."""
+    auth_cache_ms: int = 5_000
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether requests must carry an API token (``LEDGER_AUTH``, else by the bind host)."""
+        return self.auth if self.auth is not None else not is_loopback(self.host)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         defaults = cls()
-        auto_resume = env.get("LEDGER_AUTO_RESUME", "on").strip().lower()
-        if auto_resume not in ("on", "off", "true", "false", "1", "0"):
-            raise ConfigError(f"LEDGER_AUTO_RESUME must be on or off, got {auto_resume!r}")
+        auto_resume = _switch(env, "LEDGER_AUTO_RESUME")
         return cls(
             database_url=env.get("LEDGER_DATABASE_URL") or defaults.database_url,
             host=env.get("LEDGER_HOST") or defaults.host,
@@ -84,10 +116,13 @@ class Settings:
                 env, "LEDGER_AUTO_RESUME_WINDOW_MS", defaults.auto_resume_window_ms, 1
             ),
             auto_resume_max=_int(env, "LEDGER_AUTO_RESUME_MAX", defaults.auto_resume_max, 0),
-            auto_resume=auto_resume in ("on", "true", "1"),
+            auto_resume=auto_resume is not False,
             sse_heartbeat_ms=_int(env, "LEDGER_SSE_HEARTBEAT_MS", defaults.sse_heartbeat_ms, 1),
             sse_max_lag=_int(env, "LEDGER_SSE_MAX_LAG", defaults.sse_max_lag, 1),
             shutdown_grace_ms=_int(env, "LEDGER_SHUTDOWN_GRACE_MS", defaults.shutdown_grace_ms, 0),
+            snapshot_every=_int(env, "LEDGER_SNAPSHOT_EVERY", defaults.snapshot_every, 0),
+            auth=_switch(env, "LEDGER_AUTH"),
+            auth_cache_ms=_int(env, "LEDGER_AUTH_CACHE_MS", defaults.auth_cache_ms, 0),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

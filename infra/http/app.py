@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from infra.bootstrap import Ledger
 from infra.config import Settings
+from infra.http.auth import AuthMiddleware
 from infra.http.endpoint import Endpoint
 from infra.http.errors import EXCEPTION_HANDLERS, error_response
 from infra.http.executor_routes import ENDPOINTS as EXECUTOR_ENDPOINTS
@@ -121,7 +122,13 @@ def create_app(settings: Settings, ledger: Ledger | None = None) -> Starlette:
         routes=routes,
         exception_handlers=handlers,
         lifespan=lifespan,
-        middleware=[Middleware(HttpMetricsMiddleware, metrics=service.metrics)],
+        middleware=[
+            Middleware(HttpMetricsMiddleware, metrics=service.metrics),
+            Middleware(
+                AuthMiddleware,
+                resolver=service.tokens if service.settings.auth_enabled else None,
+            ),
+        ],
     )
     app.state.ledger = service
     app.state.openapi = build_openapi(endpoints, title="Ledger", version=VERSION)

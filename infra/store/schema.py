@@ -13,6 +13,8 @@ Tables:
 - ``projection_positions``: how far each projection (or the library's tracking
   recorder) has read, written in the same transaction as its rows.
 - ``snapshots``: folded aggregate state at a seq, to bound load and time travel.
+- ``api_tokens`` (migration 2): the SHA-256 of each API token, its tenant and
+  scope, and when it was revoked (rows are never deleted).
 - ``ledger_migrations``: which of these migrations were applied.
 """
 
@@ -180,8 +182,33 @@ _SQLITE_V1 = (
     """,
 )
 
+_PG_V2 = (
+    """
+    CREATE TABLE api_tokens (
+        token_hash text PRIMARY KEY,
+        tenant text NOT NULL,
+        scope text NOT NULL CHECK (scope IN ('read', 'write', 'admin')),
+        created_at timestamptz NOT NULL DEFAULT now(),
+        revoked_at timestamptz
+    )
+    """,
+)
+
+_SQLITE_V2 = (
+    """
+    CREATE TABLE api_tokens (
+        token_hash TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        scope TEXT NOT NULL CHECK (scope IN ('read', 'write', 'admin')),
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        revoked_at TEXT
+    )
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, idempotency keys, projection positions, snapshots", _PG_V1, _SQLITE_V1),
+    Migration(2, "API tokens (hashed), by tenant and scope", _PG_V2, _SQLITE_V2),
 )
 
 CURRENT_VERSION = MIGRATIONS[-1].version
@@ -208,5 +235,7 @@ PG_APP_ROLE_GRANTS = (
     "GRANT SELECT ON ledger_migrations TO {role}",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON idempotency_keys, projection_positions, snapshots"
     " TO {role}",
+    "GRANT SELECT, INSERT, UPDATE ON api_tokens TO {role}",
 )
-"""What the service role may do: read everything, append events, never change them."""
+"""What the service role may do: read everything, append events, never change them;
+create and revoke API tokens, never delete them."""
