@@ -7,6 +7,9 @@ import binascii
 
 import orjson
 
+MAX_POSITION = 2**63 - 1
+"""Positions are BIGINT: a cursor past it was not made here (and no database could compare it)."""
+
 
 class BadCursor(ValueError):
     """The cursor was not made by this service."""
@@ -22,6 +25,7 @@ def decode_cursor(cursor: str) -> int:
         value = orjson.loads(raw)
     except (binascii.Error, ValueError, orjson.JSONDecodeError) as error:
         raise BadCursor(f"cursor {cursor!r} is not valid") from error
-    if not isinstance(value, dict) or not isinstance(value.get("p"), int) or value["p"] < 0:
+    position = value.get("p") if isinstance(value, dict) else None
+    if not isinstance(position, int) or not 0 <= position <= MAX_POSITION:
         raise BadCursor(f"cursor {cursor!r} is not valid")
-    return int(value["p"])
+    return int(position)

@@ -24,3 +24,6 @@ class Endpoint:
     response: type[BaseModel] | None = None
     errors: tuple[int, ...] = field(default=())
     tags: tuple[str, ...] = field(default=())
+    media_type: str = "application/json"
+    """The success body's media type; one other than JSON is declared without a schema
+    (``text/event-stream`` for live tails, JSON lines for the export, text for metrics)."""

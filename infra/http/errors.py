@@ -7,6 +7,7 @@ well-formed request that breaks a rule, 503 database unavailable.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -33,12 +34,19 @@ class ApiError(Exception):
 
 
 def error_response(
-    status: int, code: str, message: str, details: dict[str, Any] | None = None
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
+    """The JSON error; ``headers`` are kept (a 405 must name its ``Allow``ed methods)."""
     body = {"error": {"code": code, "message": message, "details": details or {}}}
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+    sent = dict(headers or {})
+    if status == 503:
+        sent["Retry-After"] = RETRY_AFTER_SECONDS
     return Response(
-        orjson.dumps(body, default=str), status, headers=headers, media_type="application/json"
+        orjson.dumps(body, default=str), status, headers=sent, media_type="application/json"
     )
 
 

@@ -69,7 +69,7 @@ async def shutdown(request: Request) -> Response:
 
 
 EXECUTOR = "/v1/executors/{executor_id}"
-ERRORS = (400, 409, 413, 422, 503)
+ERRORS = (400, 404, 409, 413, 422, 503)  # 404: a path that names no executor endpoint
 
 ENDPOINTS = [
     Endpoint(

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from infra.http.endpoint import Endpoint
+from infra.http.limits import MAX_EXPORT_EVENTS, MAX_INT64
 from infra.http.requests import read_query
 from infra.log_export import export_line
 from infra.store.errors import StoreError
@@ -35,8 +36,10 @@ MEDIA_TYPE = "application/x-ndjson"
 class ExportQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    after: int = Field(0, ge=0, description="the last position already read")
-    limit: int | None = Field(None, ge=1, description="at most this many events (default: all)")
+    after: int = Field(0, ge=0, le=MAX_INT64, description="the last position already read")
+    limit: int | None = Field(
+        None, ge=1, le=MAX_EXPORT_EVENTS, description="at most this many events (default: all)"
+    )
 
 
 def _ledger(request: Request) -> Ledger:
@@ -96,7 +99,8 @@ ENDPOINTS = [
         get_export,
         "The caller's events after a position as JSON lines (application/x-ndjson)",
         query=ExportQuery,
-        errors=(400, 503),
+        errors=(400, 422, 503),
         tags=("feed",),
+        media_type=MEDIA_TYPE,
     ),
 ]

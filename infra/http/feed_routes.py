@@ -25,6 +25,8 @@ from starlette.responses import Response, StreamingResponse
 from domain.errors import NotFound
 from infra.http.endpoint import Endpoint
 from infra.http.errors import ApiError
+from infra.http.limits import MAX_FEED_PAGE_SIZE, MAX_INT64
+from infra.http.paths import path_ids
 from infra.http.requests import read_query
 from infra.http.schemas import FeedPage
 from infra.http.wire import JSON, event_wire
@@ -34,16 +36,18 @@ if TYPE_CHECKING:
     from infra.bootstrap import Ledger
 
 PAGE = 200
+SSE = "text/event-stream"
 TYPE_PATTERN = r"^[A-Za-z0-9_]+(,[A-Za-z0-9_]+)*$"
+STREAM_TYPE_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 
 class FeedQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    after: int = Field(0, ge=0)
-    limit: int = Field(1000, ge=1, le=10_000)
+    after: int = Field(0, ge=0, le=MAX_INT64)
+    limit: int = Field(1000, ge=1, le=MAX_FEED_PAGE_SIZE)
     types: str | None = Field(None, max_length=2000, pattern=TYPE_PATTERN)
-    stream_type: str | None = Field(None, max_length=64)
+    stream_type: str | None = Field(None, max_length=64, pattern=STREAM_TYPE_PATTERN)
 
     def type_list(self) -> list[str]:
         return self.types.split(",") if self.types else []
@@ -52,9 +56,9 @@ class FeedQuery(BaseModel):
 class TailQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    after: int | None = Field(None, ge=0)
+    after: int | None = Field(None, ge=0, le=MAX_INT64)
     types: str | None = Field(None, max_length=2000, pattern=TYPE_PATTERN)
-    stream_type: str | None = Field(None, max_length=64)
+    stream_type: str | None = Field(None, max_length=64, pattern=STREAM_TYPE_PATTERN)
 
 
 def _ledger(request: Request) -> Ledger:
@@ -120,7 +124,10 @@ async def _tail(
             page = await read_after(last)
             if page:
                 lag = notifier.head - page[-1].position
-                if was_live and lag > settings.sse_max_lag:
+                # A short page reached the end of what this tail selects: the client is not
+                # behind, however many events of other tenants (or types) followed it.
+                behind = len(page) == PAGE and lag > settings.sse_max_lag
+                if was_live and behind:
                     yield _final("overflow", f"client fell {lag} events behind", last)
                     return
                 for event in page:
@@ -151,7 +158,7 @@ async def _wait(ledger: Ledger, head_seen: int, seconds: float) -> bool:
 
 def _stream_response(frames: AsyncIterator[bytes]) -> Response:
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
+    return StreamingResponse(frames, media_type=SSE, headers=headers)
 
 
 async def tail_feed(request: Request) -> Response:
@@ -177,7 +184,7 @@ async def tail_feed(request: Request) -> Response:
 def _stream_tail(stream_type: str, id_param: str) -> Callable[[Request], Awaitable[Response]]:
     async def tail_stream(request: Request) -> Response:
         ledger = _ledger(request)
-        stream_id = request.path_params[id_param]
+        stream_id = path_ids(request)[id_param]
         query = read_query(request, TailQuery)
         tenant = ledger.tenant(request)
         head = await ledger.store.stream_head(tenant, stream_id)
@@ -202,7 +209,7 @@ ENDPOINTS = [
         "Every event after a position, in position order",
         query=FeedQuery,
         response=FeedPage,
-        errors=(400, 503),
+        errors=(400, 422, 503),
         tags=("feed",),
     ),
     Endpoint(
@@ -211,8 +218,9 @@ ENDPOINTS = [
         tail_feed,
         "Live tail of the whole log (SSE; id = position)",
         query=TailQuery,
-        errors=(400,),
+        errors=(400, 503),
         tags=("feed",),
+        media_type=SSE,
     ),
     Endpoint(
         "GET",
@@ -220,8 +228,9 @@ ENDPOINTS = [
         _stream_tail("thread", "thread_id"),
         "Live tail of one thread (SSE; id = seq)",
         query=TailQuery,
-        errors=(400, 404),
+        errors=(400, 404, 503),
         tags=("threads",),
+        media_type=SSE,
     ),
     Endpoint(
         "GET",
@@ -229,7 +238,8 @@ ENDPOINTS = [
         _stream_tail("run", "run_id"),
         "Live tail of one run (SSE; id = seq)",
         query=TailQuery,
-        errors=(400, 404),
+        errors=(400, 404, 503),
         tags=("runs",),
+        media_type=SSE,
     ),
 ]

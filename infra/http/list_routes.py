@@ -17,6 +17,8 @@ from starlette.responses import Response
 
 from infra.http.endpoint import Endpoint
 from infra.http.errors import ApiError
+from infra.http.limits import MAX_INT64, MAX_PAGE_SIZE
+from infra.http.paths import ID_PATTERN
 from infra.http.requests import read_query
 from infra.http.schemas import ApprovalPage, ProjectionsResponse, ThreadPage
 from infra.http.wire import JSON
@@ -32,18 +34,18 @@ MIN_POSITION_WAIT_SECONDS = 5.0
 class ListQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    limit: int = Field(50, ge=1, le=1000)
+    limit: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
     cursor: str | None = Field(None, max_length=200)
-    min_position: int | None = Field(None, ge=0)
+    min_position: int | None = Field(None, ge=0, le=MAX_INT64)
 
 
 class ThreadListQuery(ListQuery):
     status: Literal["active", "idle", "archived"] | None = None
-    executor_id: str | None = Field(None, max_length=128)
+    executor_id: str | None = Field(None, max_length=128, pattern=ID_PATTERN)
 
 
 class ApprovalListQuery(ListQuery):
-    thread_id: str | None = Field(None, max_length=128)
+    thread_id: str | None = Field(None, max_length=128, pattern=ID_PATTERN)
 
 
 def _ledger(request: Request) -> Ledger:
@@ -58,9 +60,22 @@ async def projection_position(ledger: Ledger, name: str) -> int:
 
 
 async def wait_for(ledger: Ledger, name: str, position: int | None) -> None:
-    """Return once projection ``name`` has applied ``position``; 503 after a bounded wait."""
+    """Return once projection ``name`` has applied ``position``; 503 after a bounded wait.
+
+    A position past the log's head names no acknowledged event (every position a command
+    answered with is at or below it), so it answers 400 instead of waiting."""
     if position is None:
         return
+    head = await ledger.store.max_position()
+    if position > head:
+        raise ApiError(
+            400,
+            "invalid_query",
+            f"min_position {position} is past the log's head ({head}): no command has been"
+            " acknowledged at that position",
+            min_position=position,
+            head=head,
+        )
     deadline = time.monotonic() + MIN_POSITION_WAIT_SECONDS
     delay = 0.005
     while True:
@@ -152,7 +167,7 @@ ENDPOINTS = [
         "List threads, newest first (keyset cursor)",
         query=ThreadListQuery,
         response=ThreadPage,
-        errors=(400, 503),
+        errors=(400, 422, 503),
         tags=("threads",),
     ),
     Endpoint(
@@ -162,7 +177,7 @@ ENDPOINTS = [
         "Approvals waiting for a person, oldest first",
         query=ApprovalListQuery,
         response=ApprovalPage,
-        errors=(400, 503),
+        errors=(400, 422, 503),
         tags=("threads",),
     ),
     Endpoint(
@@ -171,6 +186,7 @@ ENDPOINTS = [
         get_projections,
         "Every projection's position, lag and last error",
         response=ProjectionsResponse,
+        errors=(503,),
         tags=("system",),
     ),
 ]

@@ -12,8 +12,9 @@ from starlette.requests import Request
 
 from commands.executor_commands import EXECUTOR_ID
 from commands.ports import CommandContext, Idempotency
+from infra.http.auth import caller
 from infra.http.errors import ApiError, describe_validation, validation_details
-from infra.store.records import DEFAULT_TENANT
+from infra.http.limits import check_json_limits, too_deep
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -24,34 +25,46 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refused with 413 as soon as it passes ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(
-            413, "body_too_large", f"request body exceeds the limit of {limit} bytes", limit=limit
-        )
+        raise _body_too_large(limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise ApiError(
-                413,
-                "body_too_large",
-                f"request body exceeds the limit of {limit} bytes",
-                limit=limit,
-            )
+            raise _body_too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
+def _body_too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        "body_too_large",
+        f"request body exceeds the limit of {limit} bytes (LEDGER_MAX_BODY_BYTES={limit})",
+        limit=limit,
+    )
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object: malformed JSON answers 400; JSON that is not an object, or
+    that breaks a limit of ``infra.http.limits`` (nesting depth, container size), 422."""
     if not raw.strip():
         return {}
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
+        if _nested_too_deep(error):  # orjson's own limit (1024 levels) is far past ours
+            raise too_deep("body") from error
         raise ApiError(400, "malformed_json", f"request body is not valid JSON: {error}") from error
     if not isinstance(value, dict):
         raise ApiError(422, "invalid_body", "request body must be a JSON object")
+    check_json_limits(value)
     return value
+
+
+def _nested_too_deep(error: orjson.JSONDecodeError) -> bool:
+    message = str(error).lower()
+    return "recursion" in message or "depth limit" in message
 
 
 async def read_command(request: Request, model: type[Model], limit: int) -> tuple[Model, bytes]:
@@ -62,10 +75,23 @@ async def read_command(request: Request, model: type[Model], limit: int) -> tupl
 
 
 def read_query(request: Request, model: type[Model]) -> Model:
-    """Query parameters as ``model``; malformed ones answer 400."""
+    """Query parameters as ``model``: malformed ones answer 400; a page size (``limit``) over
+    its maximum, 422 ``page_size_exceeded`` naming the maximum."""
     try:
         return model.model_validate(dict(request.query_params))
     except ValidationError as error:
+        problems = error.errors(include_url=False, include_context=True, include_input=False)
+        over = [p for p in problems if p["loc"] == ("limit",) and p["type"] == "less_than_equal"]
+        if over and len(over) == len(problems):
+            maximum = (over[0].get("ctx") or {}).get("le")
+            raise ApiError(
+                422,
+                "page_size_exceeded",
+                f"limit={request.query_params.get('limit', '')[:30]} is over this endpoint's"
+                f" page size limit of {maximum}",
+                limit="page_size",
+                maximum=maximum,
+            ) from error
         raise ApiError(
             400, "invalid_query", describe_validation(error), **validation_details(error)
         ) from error
@@ -87,7 +113,7 @@ def command_context(request: Request, canonical_body: bytes) -> CommandContext:
         ).hexdigest()
         idempotency = Idempotency(key, fingerprint)
     return CommandContext(
-        tenant=DEFAULT_TENANT,
+        tenant=caller(request).tenant,
         actor=headers.get("x-ledger-actor", "anonymous")[:256],
         correlation_id=headers.get("x-request-id", "")[:256] or str(uuid.uuid4()),
         idempotency=idempotency,

@@ -25,6 +25,8 @@ from domain.errors import NotFound
 from domain.thread import Thread
 from infra.http.endpoint import Endpoint
 from infra.http.errors import ApiError
+from infra.http.limits import MAX_INT64, MAX_PAGE_SIZE
+from infra.http.paths import path_ids
 from infra.http.requests import command_context, read_command, read_query
 from infra.http.schemas import (
     ApprovalResponse,
@@ -53,8 +55,8 @@ if TYPE_CHECKING:
 class EventsQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    since_seq: int = Field(0, ge=0)
-    limit: int = Field(100, ge=1, le=1000)
+    since_seq: int = Field(0, ge=0, le=MAX_INT64)
+    limit: int = Field(100, ge=1, le=MAX_PAGE_SIZE)
 
 
 def _ledger(request: Request) -> Ledger:
@@ -80,7 +82,7 @@ async def start_turn(request: Request) -> Response:
     if command.executor_id is None and executor:
         command = StartTurn.model_validate({**command.model_dump(), "executor_id": executor})
     saved = await ledger.threads.start_turn(
-        request.path_params["thread_id"], command, command_context(request, canonical)
+        path_ids(request)["thread_id"], command, command_context(request, canonical)
     )
     return _answer(saved, 201)
 
@@ -88,7 +90,7 @@ async def start_turn(request: Request) -> Response:
 async def add_item(request: Request) -> Response:
     ledger = _ledger(request)
     command, canonical = await read_command(request, AddItem, ledger.settings.max_body_bytes)
-    p = request.path_params
+    p = path_ids(request)
     saved = await ledger.threads.add_item(
         p["thread_id"], p["turn_id"], command, command_context(request, canonical)
     )
@@ -98,7 +100,7 @@ async def add_item(request: Request) -> Response:
 async def set_item_status(request: Request) -> Response:
     ledger = _ledger(request)
     command, canonical = await read_command(request, SetItemStatus, ledger.settings.max_body_bytes)
-    p = request.path_params
+    p = path_ids(request)
     saved = await ledger.threads.set_item_status(
         p["thread_id"], p["turn_id"], p["item_id"], command, command_context(request, canonical)
     )
@@ -108,7 +110,7 @@ async def set_item_status(request: Request) -> Response:
 async def complete_turn(request: Request) -> Response:
     ledger = _ledger(request)
     command, canonical = await read_command(request, CompleteTurn, ledger.settings.max_body_bytes)
-    p = request.path_params
+    p = path_ids(request)
     saved = await ledger.threads.complete_turn(
         p["thread_id"], p["turn_id"], command, command_context(request, canonical)
     )
@@ -121,7 +123,7 @@ async def request_approval(request: Request) -> Response:
         request, RequestApproval, ledger.settings.max_body_bytes
     )
     saved = await ledger.threads.request_approval(
-        request.path_params["thread_id"], command, command_context(request, canonical)
+        path_ids(request)["thread_id"], command, command_context(request, canonical)
     )
     return _answer(saved, 201)
 
@@ -130,7 +132,7 @@ async def decide_approval(request: Request) -> Response:
     """Decided by the X-Ledger-Actor of the request."""
     ledger = _ledger(request)
     command, canonical = await read_command(request, DecideApproval, ledger.settings.max_body_bytes)
-    p = request.path_params
+    p = path_ids(request)
     saved = await ledger.threads.decide_approval(
         p["thread_id"], p["approval_id"], command, command_context(request, canonical)
     )
@@ -140,7 +142,7 @@ async def decide_approval(request: Request) -> Response:
 async def record_usage(request: Request) -> Response:
     ledger = _ledger(request)
     command, canonical = await read_command(request, RecordUsage, ledger.settings.max_body_bytes)
-    p = request.path_params
+    p = path_ids(request)
     saved = await ledger.threads.record_usage(
         p["thread_id"], p["turn_id"], command, command_context(request, canonical)
     )
@@ -153,7 +155,7 @@ async def change_workspace(request: Request) -> Response:
         request, ChangeWorkspace, ledger.settings.max_body_bytes
     )
     saved = await ledger.threads.change_workspace(
-        request.path_params["thread_id"], command, command_context(request, canonical)
+        path_ids(request)["thread_id"], command, command_context(request, canonical)
     )
     return _answer(saved, 200)
 
@@ -162,21 +164,21 @@ async def archive_thread(request: Request) -> Response:
     ledger = _ledger(request)
     command, canonical = await read_command(request, ArchiveThread, ledger.settings.max_body_bytes)
     saved = await ledger.threads.archive(
-        request.path_params["thread_id"], command, command_context(request, canonical)
+        path_ids(request)["thread_id"], command, command_context(request, canonical)
     )
     return _answer(saved, 200)
 
 
 async def get_thread(request: Request) -> Response:
     ledger = _ledger(request)
-    thread = await ledger.threads.load(ledger.tenant(request), request.path_params["thread_id"])
+    thread = await ledger.threads.load(ledger.tenant(request), path_ids(request)["thread_id"])
     return JSON(thread_view(thread))
 
 
 async def get_thread_at(request: Request) -> Response:
     ledger = _ledger(request)
-    thread_id = request.path_params["thread_id"]
-    raw_seq = request.path_params["seq"]
+    thread_id = path_ids(request)["thread_id"]
+    raw_seq = path_ids(request)["seq"]
     if not raw_seq.isdigit() or len(raw_seq) > 18:
         raise ApiError(400, "invalid_path", f"seq must be a positive integer, got {raw_seq!r}")
     seq = int(raw_seq)
@@ -194,7 +196,7 @@ async def get_thread_at(request: Request) -> Response:
 
 async def get_thread_events(request: Request) -> Response:
     ledger = _ledger(request)
-    thread_id = request.path_params["thread_id"]
+    thread_id = path_ids(request)["thread_id"]
     query = read_query(request, EventsQuery)
     tenant = ledger.tenant(request)
     head = await ledger.store.stream_head(tenant, thread_id)
@@ -209,14 +211,14 @@ async def get_thread_events(request: Request) -> Response:
 
 async def get_thread_export(request: Request) -> Response:
     ledger = _ledger(request)
-    thread = await ledger.threads.load(ledger.tenant(request), request.path_params["thread_id"])
+    thread = await ledger.threads.load(ledger.tenant(request), path_ids(request)["thread_id"])
     return JSON(thread_export(thread))
 
 
 async def verify_stream(request: Request) -> Response:
     """One stream's hash chain, checked over all its events as ``ledger verify`` checks it."""
     ledger = _ledger(request)
-    stream_id = request.path_params["stream_id"]
+    stream_id = path_ids(request)["stream_id"]
     events = await ledger.store.read_stream(ledger.tenant(request), stream_id)
     if not events:
         raise NotFound(f"no stream {stream_id}", stream_id=stream_id)
@@ -367,7 +369,7 @@ ENDPOINTS = [
         "Replay the thread's events after a seq",
         query=EventsQuery,
         response=StreamEventsPage,
-        errors=(400, 404, 503),
+        errors=(400, 404, 422, 503),
         tags=("threads",),
     ),
     Endpoint(

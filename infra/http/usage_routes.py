@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from infra.http.endpoint import Endpoint
 from infra.http.errors import ApiError
+from infra.http.limits import MAX_INT64
 from infra.http.list_routes import wait_for
 from infra.http.requests import read_query
 from infra.http.schemas import Response as ResponseModel
@@ -37,7 +38,7 @@ class UsageQuery(BaseModel):
         None, alias="from", description="first day included (UTC, YYYY-MM-DD)"
     )
     day_to: date | None = Field(None, alias="to", description="last day included (UTC, YYYY-MM-DD)")
-    min_position: int | None = Field(None, ge=0)
+    min_position: int | None = Field(None, ge=0, le=MAX_INT64)
 
     @field_validator("day_from", "day_to", mode="before")
     @classmethod

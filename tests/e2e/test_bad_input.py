@@ -112,8 +112,9 @@ CASES = {
         headers={"Idempotency-Key": "k" * 256},
     ),
     "limit_zero": Case("GET", THREAD + "/events", 400, "invalid_query", params={"limit": "0"}),
+    # a page size over its limit → 422 naming it
     "limit_too_large": Case(
-        "GET", THREAD + "/events", 400, "invalid_query", params={"limit": "1001"}
+        "GET", THREAD + "/events", 422, "page_size_exceeded", params={"limit": "1001"}
     ),
     "limit_not_a_number": Case(
         "GET", THREAD + "/events", 400, "invalid_query", params={"limit": "abc"}
