@@ -1,0 +1,230 @@
+"""Scenarios 5, 6 and 8: projection catch-up, replay since a seq, and the scan by position."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from benchlib.common import Deadline, percentile, rss_kib
+from benchlib.data import EVENTS_PER_STREAM, TENANT, stream_name
+from infra.bootstrap import all_projections
+from infra.log_export import event_pages
+from infra.projection_runner import ProjectionRunner
+from infra.store.backend import Backend
+from infra.store.eventstore import EventStore
+
+PAGE = 100
+SCAN_PAGE = 1000
+
+
+# scenario 5 -------------------------------------------------------------------
+
+
+@dataclass
+class CatchUp:
+    applied: int
+    seconds: float
+    head: int
+    complete: bool
+
+    @property
+    def rate(self) -> float:
+        return self.applied / self.seconds if self.seconds else 0.0
+
+
+def projection_catch_up(backend: Backend, name: str, budget: float) -> CatchUp:
+    """Run one projection's :class:`ProjectionRunner` from zero toward the head, within a budget.
+
+    ``ProjectionRunner.catch_up`` is ``run_once`` until the head; it is called here batch by
+    batch only so a slow projection can be stopped at the budget (and reported as partial).
+    """
+    projection = next(p for p in all_projections() if p.name == name)
+    runner = ProjectionRunner(backend, projection)
+    runner.ensure_tables()
+    head = backend.max_position()
+    assert runner.position() == 0, "the projection must start from zero"
+    deadline = Deadline(budget)
+    applied = 0
+    while runner.position() < head and not deadline.expired:
+        applied += runner.run_once()
+    return CatchUp(applied, deadline.elapsed, head, runner.position() >= head)
+
+
+# scenario 6 -------------------------------------------------------------------
+
+
+@dataclass
+class Latencies:
+    samples: list[float]
+    events: int
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.samples, 50) * 1000
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.samples, 99) * 1000
+
+
+def _targets(streams: int, count: int, seed: int) -> list[tuple[str, int]]:
+    rng = random.Random(seed)
+    return [
+        (stream_name(rng.randrange(streams)), rng.randrange(EVENTS_PER_STREAM))
+        for _ in range(count)
+    ]
+
+
+async def ours_replay(store: EventStore, streams: int, count: int, warmup: int) -> Latencies:
+    """``EventStore.read_stream(after_seq=random, limit=100)`` on random streams, one at a time."""
+    samples: list[float] = []
+    events = 0
+    for index, (stream, after) in enumerate(_targets(streams, count + warmup, 6)):
+        started = time.perf_counter()
+        page = await store.read_stream(TENANT, stream, after_seq=after, limit=PAGE)
+        elapsed = time.perf_counter() - started
+        assert len(page) == EVENTS_PER_STREAM - after, (stream, after, len(page))
+        if index >= warmup:
+            samples.append(elapsed)
+            events += len(page)
+    return Latencies(samples, events)
+
+
+def stock_replay(recorder: Any, streams: int, count: int, warmup: int) -> Latencies:
+    """``recorder.select_events(id, gt=random, limit=100)`` on the same streams."""
+    samples: list[float] = []
+    events = 0
+    for index, (stream, after) in enumerate(_targets(streams, count + warmup, 6)):
+        started = time.perf_counter()
+        page = recorder.select_events(stream, gt=after, limit=PAGE)
+        elapsed = time.perf_counter() - started
+        assert len(page) == EVENTS_PER_STREAM - after, (stream, after, len(page))
+        if index >= warmup:
+            samples.append(elapsed)
+            events += len(page)
+    return Latencies(samples, events)
+
+
+# scenario 8 -------------------------------------------------------------------
+
+
+class RssSampler:
+    """Samples this process's RSS every 20 ms on a thread; keeps the peak."""
+
+    def __init__(self) -> None:
+        self.peak = rss_kib()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, rss_kib())
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_kib())
+
+
+@dataclass
+class Scan:
+    events: int
+    seconds: float
+    rss_delta_kib: int
+    rss_quarter_kib: int
+    """RSS growth between a quarter of the scan and its end (0 when memory is constant)."""
+    complete: bool
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+def _release_memory() -> None:
+    """Collect garbage and hand freed heap back to the OS, so each scan starts level."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _scan(pages: Any, decode: Any, total: int, budget: float) -> Scan:
+    _release_memory()
+    base = rss_kib()
+    quarter: int | None = None
+    events = 0
+    deadline = Deadline(budget)
+    sink = None
+    with RssSampler() as sampler:
+        for page in pages:
+            sink = [decode(item) for item in page]
+            events += len(sink)
+            if quarter is None and events >= total // 4:
+                quarter = sampler.peak
+            if deadline.expired:
+                break
+        seconds = deadline.elapsed
+    del sink
+    complete = events >= total
+    return Scan(
+        events,
+        seconds,
+        sampler.peak - base,
+        max(0, sampler.peak - (quarter or base)),
+        complete,
+    )
+
+
+def _ours_dict(event: Any) -> dict[str, Any]:
+    return {
+        "position": event.position,
+        "stream_id": event.stream_id,
+        "seq": event.seq,
+        "type": event.type,
+        "recorded_at": event.recorded_at,
+        "data": orjson.loads(event.data),
+        "metadata": orjson.loads(event.metadata),
+    }
+
+
+def _stock_dict(notification: Any) -> dict[str, Any]:
+    return {
+        "position": notification.id,
+        "stream_id": notification.originator_id,
+        "seq": notification.originator_version,
+        "type": notification.topic,
+        "data": orjson.loads(notification.state),
+    }
+
+
+def ours_scan(backend: Backend, budget: float) -> Scan:
+    """The export's paging (:func:`infra.log_export.event_pages`, 1,000 a page), decoded."""
+    total = backend.max_position()
+    return _scan(event_pages(backend, page_size=SCAN_PAGE), _ours_dict, total, budget)
+
+
+def stock_scan(recorder: Any, budget: float) -> Scan:
+    """``select_notifications`` pages of 1,000, decoded the same way."""
+    total = recorder.max_notification_id() or 0
+
+    def pages() -> Any:
+        start = 1
+        while True:
+            page = recorder.select_notifications(start, SCAN_PAGE)
+            if not page:
+                return
+            yield page
+            start = page[-1].id + 1
+
+    return _scan(pages(), _stock_dict, total, budget)
