@@ -25,6 +25,7 @@ from infra.notifier import PositionNotifier
 from infra.policies import LeaseExpiryPolicy, PolicyLock, PolicyRunner
 from infra.projection_runner import ProjectionRunner, ProjectionService
 from infra.repository import EventSourcedRepository
+from infra.retention import IdempotencyRetention
 from infra.snapshot_store import Snapshots
 from infra.snapshots import StateCodec
 from infra.store.eventstore import EventStore, open_backend
@@ -85,6 +86,7 @@ class Ledger:
             ttl=settings.auth_cache_ms / 1000,
         )
         """Resolves API tokens (consulted only with authentication on)."""
+        self.retention = IdempotencyRetention(self.backend, settings.idempotency_ttl_ms)
         self.closing = asyncio.Event()
         """Set when a graceful stop begins: live tails send their final event and close."""
         self.policies = PolicyRunner(
@@ -103,6 +105,7 @@ class Ledger:
         await self.notifier.start()
         if policies:
             self.policies.start()
+            self.retention.start()
 
     def begin_closing(self) -> None:
         """A graceful stop has begun (SIGTERM): tails finish, commands in flight complete."""
@@ -110,6 +113,7 @@ class Ledger:
 
     async def stop(self) -> None:
         self.closing.set()
+        await self.retention.stop()
         await self.policies.stop()
         await self.notifier.stop()
         self.projections.stop()

@@ -77,6 +77,7 @@ class Settings:
     sse_max_lag: int = 10_000
     shutdown_grace_ms: int = 5_000
     snapshot_every: int = 100
+    idempotency_ttl_ms: int = 86_400_000
     auth: bool | None = None
     """``LEDGER_AUTH``; None (unset) means: on unless bound to a loopback address."""
     auth_cache_ms: int = 5_000
@@ -121,6 +122,9 @@ class Settings:
             sse_max_lag=_int(env, "LEDGER_SSE_MAX_LAG", defaults.sse_max_lag, 1),
             shutdown_grace_ms=_int(env, "LEDGER_SHUTDOWN_GRACE_MS", defaults.shutdown_grace_ms, 0),
             snapshot_every=_int(env, "LEDGER_SNAPSHOT_EVERY", defaults.snapshot_every, 0),
+            idempotency_ttl_ms=_int(
+                env, "LEDGER_IDEMPOTENCY_TTL_MS", defaults.idempotency_ttl_ms, 1
+            ),
             auth=_switch(env, "LEDGER_AUTH"),
             auth_cache_ms=_int(env, "LEDGER_AUTH_CACHE_MS", defaults.auth_cache_ms, 0),
         )

@@ -22,18 +22,6 @@ class WriteSession(Protocol):
 
     def max_position(self) -> int: ...
 
-    def read_idempotency(self, tenant: str, key: str) -> StoredIdempotency | None: ...
-
-    def last_acknowledged(self) -> AppendResult | None:
-        """The idempotency record with the highest position (a witness of the log's end)."""
-
-    def projection_positions(self) -> list[tuple[str, int]]: ...
-
-    def advance_position(self, name: str, position: int) -> None:
-        """Record that projection ``name`` has read up to ``position`` (forward only)."""
-
-    def projection_position(self, name: str) -> int | None: ...
-
     def insert(self, plan: BatchPlan) -> None: ...
 
 
@@ -75,6 +63,9 @@ class Backend(Protocol):
     def max_position(self) -> int: ...
 
     def read_idempotency(self, tenant: str, key: str) -> StoredIdempotency | None: ...
+
+    def purge_idempotency(self, older_than_seconds: float) -> int:
+        """Forget idempotency keys older than the retention; returns how many."""
 
     def last_acknowledged(self) -> AppendResult | None:
         """The idempotency record with the highest position (a witness of the log's end)."""

@@ -331,6 +331,19 @@ class PostgresBackend:
         rows = self._fetch("SELECT name, position FROM projection_positions", [])
         return [(str(r[0]), int(r[1])) for r in rows]
 
+    def purge_idempotency(self, older_than_seconds: float) -> int:
+        """Forget idempotency keys recorded more than ``older_than_seconds`` ago."""
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                cursor = conn.execute(
+                    "DELETE FROM idempotency_keys"
+                    " WHERE created_at < now() - make_interval(secs => %s)",
+                    (older_than_seconds,),
+                )
+                return cursor.rowcount
+        except psycopg.OperationalError as error:
+            raise StoreUnavailable(f"PostgreSQL write failed: {error}") from error
+
     def read_idempotency(self, tenant: str, key: str) -> StoredIdempotency | None:
         rows = self._fetch(SELECT_KEYS, [[tenant], [key]])
         return idempotency_from_row(rows[0]) if rows else None

@@ -226,6 +226,16 @@ class SqliteBackend:
         rows = self.reader().execute("SELECT name, position FROM projection_positions").fetchall()
         return [(str(r[0]), int(r[1])) for r in rows]
 
+    def purge_idempotency(self, older_than_seconds: float) -> int:
+        """Forget idempotency keys recorded more than ``older_than_seconds`` ago."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM idempotency_keys"
+                " WHERE created_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)",
+                (f"-{older_than_seconds:.3f} seconds",),
+            )
+            return cursor.rowcount
+
     def read_idempotency(self, tenant: str, key: str) -> StoredIdempotency | None:
         return _SqliteWriteSession(self.reader()).idempotency({(tenant, key)}).get((tenant, key))
 

@@ -168,3 +168,18 @@ def test_positions_are_gap_free_across_two_writing_processes(database_url: str) 
         assert verify_store(backend).ok
     finally:
         backend.close()
+
+
+async def test_idempotency_keys_are_forgotten_after_their_retention(database_url: str) -> None:
+    store = await opened_store(database_url)
+    try:
+        key = IdempotencyKey("old", "f")
+        first = await store.append("default", "thread", "thr_1", 0, [event()], key)
+        assert store.backend.purge_idempotency(3600) == 0  # younger than an hour: kept
+        assert (await store.append("default", "thread", "thr_1", 0, [event()], key)).replayed
+        await asyncio.sleep(0.05)
+        assert store.backend.purge_idempotency(0.01) == 1
+        again = await store.append("default", "thread", "thr_1", 1, [event()], key)
+        assert not again.replayed and again.last.seq == first.last.seq + 1
+    finally:
+        await store.close()
