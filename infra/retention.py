@@ -24,22 +24,30 @@ class IdempotencyRetention:
         self.ttl_seconds = ttl_ms / 1000
         self._every = every
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._purging: asyncio.Future[int] | None = None
 
     async def purge_once(self) -> int:
-        return await asyncio.to_thread(self._backend.purge_idempotency, self.ttl_seconds)
+        # Cancelling an await of to_thread leaves the thread running; the purge is shielded and
+        # kept so that stop() can wait for it before the store closes its connections.
+        self._purging = asyncio.ensure_future(
+            asyncio.to_thread(self._backend.purge_idempotency, self.ttl_seconds)
+        )
+        return await asyncio.shield(self._purging)
 
     def start(self) -> None:
+        self._stopping = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="ledger-retention")
 
     async def stop(self) -> None:
+        """Let a purge in flight finish (its thread cannot be cancelled), then end the loop."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping.set()
+            await self._task
             self._task = None
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 purged = await self.purge_once()
                 if purged:
@@ -48,4 +56,5 @@ class IdempotencyRetention:
                     )
             except Exception as error:
                 log.warning("idempotency purge failed: %s", error)
-            await asyncio.sleep(self._every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._every)
