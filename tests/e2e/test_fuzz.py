@@ -54,6 +54,38 @@ SEEDED = {
 FAILURES_SHOWN = 3
 
 
+def _import_schemathesis_now() -> None:
+    """Load schemathesis's lazily imported modules while the tests are collected.
+
+    pytest rewrites the asserts of every module of a package with a pytest plugin (schemathesis
+    has one), and on CPython 3.11 ``ast`` parsing from two threads at once can fail with
+    "AST constructor recursion depth mismatch"; imported here, nothing is parsed mid-test.
+    """
+    spec = {
+        "openapi": "3.1.0",
+        "info": {"title": "warm-up", "version": "1"},
+        "paths": {
+            "/x/{a}": {
+                "post": {
+                    "parameters": [
+                        {"name": "a", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "requestBody": {
+                        "content": {"application/json": {"schema": {"type": "object"}}}
+                    },
+                    "responses": {"200": {"description": "OK"}},
+                }
+            }
+        },
+    }
+    for result in schemathesis.openapi.from_dict(spec).get_all_operations():
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            result.ok().as_strategy(generation_mode=mode)
+
+
+_import_schemathesis_now()
+
+
 def _seed(client: httpx.Client) -> None:
     thread = "/v1/threads/thr_fuzz"
     ok(client.post("/v1/threads", json={"thread_id": "thr_fuzz", "title": "fuzz"}), 201)
