@@ -20,7 +20,7 @@ from infra.store.errors import (
     StreamTypeClash,
     WrongExpectedVersion,
 )
-from infra.store.hashing import chain_hash
+from infra.store.hashing import StreamHasher, format_timestamp
 from infra.store.records import (
     GENESIS_HASH,
     AppendResult,
@@ -140,18 +140,13 @@ def _plan_commit(
                 raise WrongExpectedVersion(part.stream_id, part.expected_version, version)
             first_seq = version + 1
         first_position = position + 1
+        hasher = StreamHasher(part.stream_id)
         for offset, new in enumerate(part.events):
             seq = first_seq + offset
             position += 1
             recorded_at = new.recorded_at or clock
-            digest = chain_hash(
-                prev_hash,
-                stream_id=part.stream_id,
-                seq=seq,
-                type=new.type,
-                data=new.data,
-                metadata=new.metadata,
-                recorded_at=recorded_at,
+            digest = hasher.hash(
+                prev_hash, seq, new.type, new.data, new.metadata, format_timestamp(recorded_at)
             )
             rows.append(
                 RecordedEvent(

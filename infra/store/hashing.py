@@ -13,13 +13,29 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import orjson
 
 
 def format_timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds, the one textual form of a timestamp."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is None:  # local time: its meaning may change, so never cached
+        return _format_utc(moment)
+    return _format_aware(moment)
+
+
+def _format_utc(moment: datetime) -> str:
+    u = moment.astimezone(UTC)
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
+        f".{u.microsecond:06d}Z"
+    )
+
+
+_format_aware = lru_cache(maxsize=4096)(_format_utc)
+"""Aware datetimes that are equal are the same instant, so they share a text; a batch
+stamps all its events with one clock reading, so most calls hit this cache."""
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -51,6 +67,45 @@ def envelope_bytes(
             b"}",
         )
     )
+
+
+class StreamHasher:
+    """:func:`chain_hash` for the events of one stream, with the per-stream work done once.
+
+    The writer hashes every event it appends; this builds the same envelope bytes
+    with the stream id (and each type and timestamp) encoded once instead of per event.
+    """
+
+    __slots__ = ("_stream_tail", "_types")
+
+    def __init__(self, stream_id: str) -> None:
+        self._stream_tail = b',"stream_id":' + orjson.dumps(stream_id) + b',"type":'
+        self._types: dict[str, bytes] = {}
+
+    def hash(
+        self, prev_hash: str, seq: int, type: str, data: bytes, metadata: bytes, stamp: str
+    ) -> str:
+        """The event's hash; ``stamp`` is ``recorded_at`` as :func:`format_timestamp` gives it."""
+        encoded_type = self._types.get(type)
+        if encoded_type is None:
+            encoded_type = self._types[type] = orjson.dumps(type) + b"}"
+        return hashlib.sha256(
+            b"".join(
+                (
+                    prev_hash.encode("ascii"),
+                    b'{"data":',
+                    data,
+                    b',"metadata":',
+                    metadata,
+                    b',"recorded_at":"',
+                    stamp.encode("ascii"),
+                    b'","seq":',
+                    str(seq).encode("ascii"),
+                    self._stream_tail,
+                    encoded_type,
+                )
+            )
+        ).hexdigest()
 
 
 def chain_hash(
