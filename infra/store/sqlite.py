@@ -5,6 +5,11 @@ which is SQLite's whole-database write lock, so positions are assigned as
 max + row number exactly as on PostgreSQL, also across processes sharing the
 file. Readers get a connection per thread; WAL lets them read while the writer
 writes.
+
+The writer remembers the heads and the max position its own commits left
+(:class:`_WriterMemory`) and trusts them only while ``PRAGMA data_version``,
+read under the write lock, shows that no other connection has committed since;
+otherwise it reads them again, as it does for streams it has not seen.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from infra.store.rows import EVENT_COLUMNS, event_from_row, feed_sql
 from infra.store.schema import MIGRATIONS, SQLITE_MIGRATIONS_TABLE
 
 BUSY_TIMEOUT_MS = 30_000
+REMEMBERED_HEADS = 100_000
+"""Stream heads the writer keeps between batches (all are dropped when it has more)."""
 
 
 def _parse_time(value: object) -> datetime:
@@ -46,6 +53,7 @@ class SqliteBackend:
         self.path = Path(path)
         self._local = threading.local()
         self._writer: sqlite3.Connection | None = None
+        self._memory = _WriterMemory()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
 
@@ -127,24 +135,28 @@ class SqliteBackend:
     def write_batch(self, commits: list[Commit]) -> BatchPlan:
         if self._writer is None:
             self._writer = self._connect()
+            self._memory = _WriterMemory()  # data_version numbers are per connection
         conn = self._writer
+        memory = self._memory
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as error:
             raise StoreUnavailable(f"could not start a write: {error}") from error
         try:
+            memory.check(conn)
+            keys = stream_keys(commits)
+            heads = memory.heads(conn, keys)
+            top = memory.max_position(conn)
             session = _SqliteWriteSession(conn)
-            plan = plan_batch(
-                commits,
-                session.heads(stream_keys(commits)),
-                session.idempotency(idempotency_keys(commits)),
-                session.max_position(),
-            )
+            plan = plan_batch(commits, heads, session.idempotency(idempotency_keys(commits)), top)
             session.insert(plan)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            memory.forget()
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        memory.committed(keys, heads, plan.rows[-1].position if plan.rows else top)
         return plan
 
     # reading -------------------------------------------------------------------
@@ -266,6 +278,57 @@ def _head(conn: sqlite3.Connection, tenant: str, stream_id: str) -> StreamHead |
         (tenant, stream_id),
     ).fetchone()
     return None if row is None else StreamHead(row[0], row[1], row[2])
+
+
+class _WriterMemory:
+    """Heads and max position as the writer connection's own last commit left them.
+
+    Valid only while no other connection (another process, or this one's projections)
+    has committed: ``PRAGMA data_version`` changes exactly then, so :meth:`check`,
+    called under the write lock, drops everything when it moved. A stream known to
+    be absent is remembered as ``None``.
+    """
+
+    def __init__(self) -> None:
+        self._version: int | None = None
+        self._heads: dict[StreamKey, StreamHead | None] = {}
+        self._max: int | None = None
+
+    def check(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._version:
+            self.forget()
+            self._version = version
+
+    def forget(self) -> None:
+        self._version = None
+        self._heads = {}
+        self._max = None
+
+    def heads(self, conn: sqlite3.Connection, keys: set[StreamKey]) -> dict[StreamKey, StreamHead]:
+        found: dict[StreamKey, StreamHead] = {}
+        remembered = self._heads
+        for key in keys:
+            head = remembered[key] if key in remembered else _head(conn, *key)
+            if head is not None:
+                found[key] = head
+        return found
+
+    def max_position(self, conn: sqlite3.Connection) -> int:
+        if self._max is None:
+            row = conn.execute("SELECT max(position) FROM events").fetchone()
+            self._max = int(row[0] or 0)
+        return self._max
+
+    def committed(
+        self, keys: set[StreamKey], heads: dict[StreamKey, StreamHead], max_position: int
+    ) -> None:
+        """After a commit: ``heads`` as the batch left them (planning updates them in place)."""
+        if len(self._heads) + len(keys) > REMEMBERED_HEADS:
+            self._heads = {}
+        for key in keys:
+            self._heads[key] = heads.get(key)
+        self._max = max_position
 
 
 class _SqliteWriteSession:
