@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from commands.ports import (
     Clock,
@@ -36,6 +36,15 @@ from domain.thread import Thread
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
+class RunRecovery(Protocol):
+    async def recover_for_executor(
+        self, tenant: str, executor_id: str, *, shutdown: bool
+    ) -> list[str]:
+        """Seed 002's recovery of the runs the executor drives and the nodes it works on;
+        the ids of the runs changed (none the second time)."""
+        ...
+
+
 class _NothingToInterrupt(Exception):
     """The thread has no active turn on the executor (any more): nothing to append."""
 
@@ -51,7 +60,9 @@ class ExecutorHandlers:
         tail: StreamTail,
         clock: Clock,
         lease: timedelta,
+        runs: RunRecovery | None = None,
     ) -> None:
+        self._runs = runs
         self._repository = repository
         self._threads = threads
         self._reads = reads
@@ -113,12 +124,18 @@ class ExecutorHandlers:
             if await self._interrupt(thread_id, executor_id, on_behalf)
         ]
         body["interrupted_threads"] = interrupted
+        runs: list[str] = []
+        if self._runs is not None:
+            runs = await self._runs.recover_for_executor(
+                context.tenant, executor_id, shutdown=reason == "shut_down"
+            )
+        body["recovered_runs"] = runs
 
         def decide(executor: Executor) -> dict[str, Any] | None:
             recorded = executor.record_recovery(
                 kind=reason,
                 last_seen_position=work.last_seen_position,
-                interrupted_thread_ids=interrupted,
+                interrupted_thread_ids=interrupted + runs,
                 now=self._clock(),
             )
             return {**body, "recorded": True} if recorded else None

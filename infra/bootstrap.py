@@ -12,9 +12,14 @@ from datetime import UTC, datetime, timedelta
 from starlette.requests import Request
 
 from commands.executor_handlers import ExecutorHandlers
+from commands.run_handlers import RunHandlers
 from commands.thread_handlers import ThreadHandlers
+from domain.bindings import EdgeBinding
 from domain.executor import Executor
+from domain.run import Run
+from domain.run_state import Gate, LifecycleEntry, NodeState, NodeUsage
 from domain.thread import Approval, Item, Thread, Turn, Usage
+from domain.workflow import FrameSpec, NodeSpec, Plan
 from infra.auth import TokenResolver
 from infra.config import Settings
 from infra.executor_reads import ExecutorReadModels
@@ -26,6 +31,8 @@ from infra.policies import LeaseExpiryPolicy, PolicyLock, PolicyRunner
 from infra.projection_runner import ProjectionRunner, ProjectionService
 from infra.repository import EventSourcedRepository
 from infra.retention import IdempotencyRetention
+from infra.run_policies import RunPolicies
+from infra.run_reads import RunReadModels
 from infra.snapshot_store import Snapshots
 from infra.snapshots import StateCodec
 from infra.store.eventstore import EventStore, open_backend
@@ -35,16 +42,29 @@ from infra.workspace import WorkspaceRoot
 from projections.base import Projection
 from projections.executor_leases import ExecutorLeases
 from projections.pending_approvals import PendingApprovals
+from projections.run_status_files import RunStatusFiles
+from projections.run_summaries import RunSummaries
 from projections.thread_summaries import ThreadSummaries
 from projections.usage import UsageProjection
+from queries.run_status import status_document
 
-AGGREGATES = (Thread, Executor)
-SNAPSHOT_DATACLASSES = (Turn, Item, Approval, Usage)
+AGGREGATES = (Thread, Executor, Run)
+SNAPSHOT_DATACLASSES = (
+    *(Turn, Item, Approval, Usage),
+    *(NodeState, NodeUsage, Gate, LifecycleEntry, Plan, NodeSpec, FrameSpec, EdgeBinding),
+)
 
 
 def all_projections() -> list[Projection]:
     """Every read model Ledger maintains, by name."""
-    return [ThreadSummaries(), PendingApprovals(), ExecutorLeases(), UsageProjection()]
+    return [
+        ThreadSummaries(),
+        PendingApprovals(),
+        ExecutorLeases(),
+        UsageProjection(),
+        RunSummaries(),
+        RunStatusFiles(status_document),
+    ]
 
 
 def utc_now() -> datetime:
@@ -69,6 +89,14 @@ class Ledger:
         )
         lease = timedelta(milliseconds=settings.executor_lease_ms)
         self.executor_reads = ExecutorReadModels(self.store, self.projections)
+        self.run_reads = RunReadModels(self.store, self.projections)
+        self.runs = RunHandlers(
+            self.repository,
+            self.run_reads,
+            utc_now,
+            WorkspaceRoot(settings.workspace),
+            timedelta(milliseconds=settings.ack_timeout_ms),
+        )
         self.executors = ExecutorHandlers(
             self.repository,
             self.threads,
@@ -76,6 +104,7 @@ class Ledger:
             StoredStreamTail(self.store, self.mapper),
             utc_now,
             lease,
+            self.runs,
         )
         self.notifier = PositionNotifier(self.store)
         self.metrics = Metrics()
@@ -94,6 +123,7 @@ class Ledger:
             PolicyLock(self.backend),
             utc_now,
             interval=settings.policy_interval_ms / 1000,
+            run_policies=RunPolicies(self.store, self.run_reads, self.runs, utc_now, settings),
         )
 
     async def start(self, *, policies: bool = True) -> None:

@@ -20,6 +20,7 @@ from infra.auth import SCOPES, new_token, startup_problem, startup_warnings, val
 from infra.bootstrap import Ledger, all_projections
 from infra.config import ConfigError, Settings, is_loopback
 from infra.export_cli import EXPORT_COMMANDS, add_export_parsers, run_export_command
+from infra.policies import Recovery
 from infra.projection_runner import ProjectionFailed, ProjectionRunner, ProjectionService
 from infra.store.backend import Backend
 from infra.store.errors import StoreUnavailable
@@ -133,7 +134,7 @@ def _projections(backend: Backend, action: str, name: str | None, force: bool) -
 
 
 async def _recover(settings: Settings) -> int:
-    """One pass of the lease-expiry policy; prints each recovery (a second run finds none)."""
+    """One pass of every policy; prints what each did (a second run finds nothing to do)."""
     ledger = Ledger(settings)
     await ledger.start(policies=False)
     try:
@@ -148,7 +149,9 @@ async def _recover(settings: Settings) -> int:
         await ledger.stop()
     for recovery in recoveries:
         print(recovery.describe())
-    print(f"recovered {len(recoveries)} executor(s) with expired leases")
+    executors = sum(1 for r in recoveries if isinstance(r, Recovery))
+    print(f"recovered {executors} executor(s) with expired leases")
+    print(f"applied {len(recoveries) - executors} run policy action(s)")
     return 0
 
 

@@ -29,6 +29,7 @@ from commands.ports import Clock, CommandContext
 from domain.approval_policy import POLICY_ACTOR
 from domain.executor import lease_has_expired
 from infra.executor_reads import ExecutorReadModels
+from infra.run_policies import RunAction, RunPolicies
 from infra.store.backend import Backend
 from infra.store.eventstore import EventStore
 from infra.store.postgres import PostgresBackend
@@ -172,9 +173,15 @@ class PolicyRunner:
     """Runs the policies every interval as an asyncio task of the serving process."""
 
     def __init__(
-        self, lease_expiry: LeaseExpiryPolicy, lock: PolicyLock, clock: Clock, interval: float
+        self,
+        lease_expiry: LeaseExpiryPolicy,
+        lock: PolicyLock,
+        clock: Clock,
+        interval: float,
+        run_policies: RunPolicies | None = None,
     ) -> None:
         self.lease_expiry = lease_expiry
+        self.run_policies = run_policies
         self._lock = lock
         self._clock = clock
         self._interval = interval
@@ -198,19 +205,30 @@ class PolicyRunner:
             self._task = None
         await self._lock.close()
 
-    async def tick(self) -> list[Recovery]:
-        """One pass as the background task runs it: skipped while another instance works."""
-        if self.lease_expiry.in_grace(self.started_at):
-            return []
+    async def tick(self) -> list[Recovery | RunAction]:
+        """One pass as the background task runs it: skipped while another instance works.
+
+        The run policies judge deadlines recorded in the log (ack deadlines, gate and
+        event ages), so they need no start-up grace; lease expiry does.
+        """
         async with self._lock.hold(wait=False) as held:
             if not held:
                 return []
-            return await self.lease_expiry.run_once(started_at=self.started_at)
+            done: list[Recovery | RunAction] = []
+            if not self.lease_expiry.in_grace(self.started_at):
+                done.extend(await self.lease_expiry.run_once(started_at=self.started_at))
+            if self.run_policies is not None:
+                done.extend(await self.run_policies.run_once())
+            return done
 
-    async def run_now(self) -> list[Recovery]:
+    async def run_now(self) -> list[Recovery | RunAction]:
         """One pass right away, with no start-up grace (``ledger recover``)."""
         async with self._lock.hold(wait=True):
-            return await self.lease_expiry.run_once(started_at=None)
+            done: list[Recovery | RunAction] = []
+            done.extend(await self.lease_expiry.run_once(started_at=None))
+            if self.run_policies is not None:
+                done.extend(await self.run_policies.run_once())
+            return done
 
     async def _loop(self) -> None:
         while not self._stopping.is_set():

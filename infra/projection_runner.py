@@ -52,6 +52,7 @@ def projected(event: RecordedEvent) -> ProjectedEvent:
         data=orjson.loads(event.data),
         metadata=orjson.loads(event.metadata),
         recorded_at=event.recorded_at,
+        class_version=event.class_version,
     )
 
 

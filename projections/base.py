@@ -27,6 +27,8 @@ class ProjectedEvent:
     data: dict[str, Any]
     metadata: dict[str, Any]
     recorded_at: datetime
+    class_version: int = 1
+    """The event class's version when it was written (folds upcast older shapes)."""
 
 
 class Session(Protocol):

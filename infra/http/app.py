@@ -23,6 +23,8 @@ from infra.http.export_routes import ENDPOINTS as EXPORT_ENDPOINTS
 from infra.http.feed_routes import ENDPOINTS as FEED_ENDPOINTS
 from infra.http.list_routes import ENDPOINTS as LIST_ENDPOINTS
 from infra.http.openapi import build_openapi
+from infra.http.run_list_routes import ENDPOINTS as RUN_LIST_ENDPOINTS
+from infra.http.run_routes import ENDPOINTS as RUN_ENDPOINTS
 from infra.http.schemas import Status
 from infra.http.thread_routes import ENDPOINTS as THREAD_ENDPOINTS
 from infra.http.usage_routes import ENDPOINTS as USAGE_ENDPOINTS
@@ -96,7 +98,9 @@ def create_app(settings: Settings, ledger: Ledger | None = None) -> Starlette:
         *SYSTEM_ENDPOINTS,
         *THREAD_ENDPOINTS,
         *EXECUTOR_ENDPOINTS,
+        *RUN_ENDPOINTS,
         *LIST_ENDPOINTS,
+        *RUN_LIST_ENDPOINTS,
         *FEED_ENDPOINTS,
         *USAGE_ENDPOINTS,
         *EXPORT_ENDPOINTS,

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from commands.ports import CommandContext
+from commands.run_commands import AcknowledgeDispatch, StartRun
+from commands.run_handlers import RunHandlers
 from commands.thread_commands import (
     AddItem,
     CompleteTurn,
@@ -142,8 +144,42 @@ async def record_mixed_history(
             thread_id, RequestApproval(approval_id="a2", turn_id="t2"), ctx
         )
         saved = await handlers.record_usage(thread_id, "t2", usage(n, n, model="m-b"), ctx)
-        position = saved.position
+        position = await _run_in_flight(ledger, clock, n) or saved.position
     return position
+
+
+async def _run_in_flight(ledger: Ledger, clock: ManualClock, n: int) -> int:
+    """A run of two nodes whose first is dispatched and acknowledged; the last position.
+
+    Claimed on the run itself (not through ``POST /v1/dispatch/claim``, which reads the
+    run read models that some tests here stop)."""
+    runs = RunHandlers(
+        ledger.repository,
+        ledger.run_reads,
+        clock,
+        WorkspaceRoot(ledger.settings.workspace),
+        timedelta(seconds=30),
+    )
+    workflow = {
+        "id": "wf",
+        "nodes": [{"id": "a", "type": "task"}, {"id": "b", "type": "task"}],
+        "edges": [{"source": {"node": "a"}, "target": {"node": "b"}}],
+    }
+    run_id = f"run_{n}"
+    await runs.start_run(StartRun(run_id=run_id, client_id="c1", workflow=workflow), context())
+    run = await runs.load("default", run_id)
+    run.claim(
+        worker_id=f"w-{n}",
+        limit=1,
+        ack_timeout=timedelta(seconds=30),
+        new_dispatch_id=lambda: f"dsp-{n}",
+        now=clock(),
+    )
+    await ledger.repository.save(run, context(executor_id=f"w-{n}"), {})
+    saved = await runs.acknowledge(
+        run_id, "a", AcknowledgeDispatch(dispatch_id=f"dsp-{n}"), context()
+    )
+    return saved.position
 
 
 async def continue_thread(ledger: Ledger, clock: ManualClock, thread_id: str, turn_id: str) -> int:
