@@ -681,8 +681,7 @@ class Run(LedgerAggregate):
 
     def cancel(self, *, reason: str | None, now: datetime) -> None:
         self._ensure_not_terminal()
-        for task_id in self._unfinished():
-            self._node_cancelled(task_id=task_id, reason="run cancelled", timestamp=now)
+        self._cancel_everything("run cancelled", now)
         self._run_cancelled(reason=reason, timestamp=now)
 
     def block(self, *, reason: str | None, now: datetime) -> None:
@@ -823,8 +822,7 @@ class Run(LedgerAggregate):
         if self.status == "running":
             kind = "shutdown" if shutdown else "server_restart"
             detail = SHUTDOWN_DETAIL if shutdown else RESTART_DETAIL
-            for task_id in self._unfinished():
-                self._node_cancelled(task_id=task_id, reason=detail, timestamp=now)
+            self._cancel_everything(detail, now)
             self._run_failed(
                 error={"code": kind, "message": detail},
                 stop_kind=kind,
@@ -959,10 +957,7 @@ class Run(LedgerAggregate):
         frame_id = self.plan.nodes[task_id].frame_id
         if frame_id is None:
             message = error.get("message") or "failed"
-            for other in self._unfinished():
-                self._node_cancelled(
-                    task_id=other, reason=f"run failed: node {task_id} failed", timestamp=now
-                )
+            self._cancel_everything(f"run failed: node {task_id} failed", now)
             self._run_failed(
                 error=error,
                 stop_kind=None,
@@ -1009,12 +1004,27 @@ class Run(LedgerAggregate):
         )
         return container
 
-    def _cancel_frame_nodes(self, frame_id: str, now: datetime) -> None:
+    def _cancel_frame_nodes(self, frame_id: str, now: datetime, reason: str | None = None) -> None:
         for task_id in self.plan.frames[frame_id].task_ids:
             if not self.nodes[task_id].final:
                 self._node_cancelled(
-                    task_id=task_id, reason=f"frame {frame_id} failed", timestamp=now
+                    task_id=task_id, reason=reason or f"frame {frame_id} failed", timestamp=now
                 )
+
+    def _cancel_everything(self, reason: str, now: datetime) -> None:
+        """Close every open frame (innermost first), then cancel every node not yet final."""
+        while self.frame_stack:
+            frame_id = self.frame_stack[-1]
+            self._cancel_frame_nodes(frame_id, now, reason)
+            self._frame_closed(
+                frame_id=frame_id,
+                container_task_id=self.plan.frames[frame_id].container_task_id,
+                status="cancelled",
+                error=None,
+                timestamp=now,
+            )
+        for task_id in self._unfinished():
+            self._node_cancelled(task_id=task_id, reason=reason, timestamp=now)
 
     def _cancel_with_dependents(self, task_id: str, reason: str, now: datetime) -> None:
         self._node_cancelled(task_id=task_id, reason=reason, timestamp=now)
