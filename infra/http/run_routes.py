@@ -29,7 +29,7 @@ from domain.errors import NotFound
 from domain.run import Run
 from infra.http.endpoint import Endpoint, Handler
 from infra.http.errors import ApiError
-from infra.http.limits import MAX_INT64, MAX_PAGE_SIZE
+from infra.http.limits import MAX_INT64
 from infra.http.paths import path_ids
 from infra.http.requests import command_context, read_command, read_query
 from infra.http.run_schemas import (
@@ -42,19 +42,13 @@ from infra.http.run_schemas import (
     RunViewResponse,
 )
 from infra.http.schemas import StreamEventsPage
+from infra.http.stream_pages import EventsQuery, stream_events_page
 from infra.http.wire import JSON, event_wire
 from queries.run_status import status_document
 from queries.run_view import run_diff, run_view
 
 if TYPE_CHECKING:
     from infra.bootstrap import Ledger
-
-
-class EventsQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    since_seq: int = Field(0, ge=0, le=MAX_INT64)
-    limit: int = Field(100, ge=1, le=MAX_PAGE_SIZE)
 
 
 class DiffQuery(BaseModel):
@@ -186,18 +180,7 @@ async def get_status_document(request: Request) -> Response:
 
 
 async def get_run_events(request: Request) -> Response:
-    ledger = _ledger(request)
-    run_id = path_ids(request)["run_id"]
-    query = read_query(request, EventsQuery)
-    tenant = ledger.tenant(request)
-    head = await ledger.store.stream_head(tenant, run_id)
-    if head is None or head.stream_type != Run.stream_type:
-        raise NotFound(f"no run {run_id}", run_id=run_id)
-    events = await ledger.store.read_stream(
-        tenant, run_id, after_seq=query.since_seq, limit=query.limit
-    )
-    next_seq = events[-1].seq if events else query.since_seq
-    return JSON({"events": [event_wire(e) for e in events], "next_seq": next_seq})
+    return await stream_events_page(request, Run.stream_type, "run_id")
 
 
 async def get_run_diff(request: Request) -> Response:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -25,9 +24,8 @@ from domain.errors import NotFound
 from domain.thread import Thread
 from infra.http.endpoint import Endpoint
 from infra.http.errors import ApiError
-from infra.http.limits import MAX_INT64, MAX_PAGE_SIZE
 from infra.http.paths import path_ids
-from infra.http.requests import command_context, read_command, read_query
+from infra.http.requests import command_context, read_command
 from infra.http.schemas import (
     ApprovalResponse,
     ItemAddedResponse,
@@ -43,20 +41,14 @@ from infra.http.schemas import (
     UsageRecordedResponse,
     WorkspaceChangedResponse,
 )
-from infra.http.wire import JSON, event_wire
+from infra.http.stream_pages import EventsQuery, stream_events_page
+from infra.http.wire import JSON
 from infra.store.verify import verify_stream_events
 from queries.thread_export import thread_export
 from queries.thread_view import thread_view
 
 if TYPE_CHECKING:
     from infra.bootstrap import Ledger
-
-
-class EventsQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    since_seq: int = Field(0, ge=0, le=MAX_INT64)
-    limit: int = Field(100, ge=1, le=MAX_PAGE_SIZE)
 
 
 def _ledger(request: Request) -> Ledger:
@@ -195,18 +187,7 @@ async def get_thread_at(request: Request) -> Response:
 
 
 async def get_thread_events(request: Request) -> Response:
-    ledger = _ledger(request)
-    thread_id = path_ids(request)["thread_id"]
-    query = read_query(request, EventsQuery)
-    tenant = ledger.tenant(request)
-    head = await ledger.store.stream_head(tenant, thread_id)
-    if head is None or head.stream_type != Thread.stream_type:
-        raise NotFound(f"no thread {thread_id}", thread_id=thread_id)
-    events = await ledger.store.read_stream(
-        tenant, thread_id, after_seq=query.since_seq, limit=query.limit
-    )
-    next_seq = events[-1].seq if events else query.since_seq
-    return JSON({"events": [event_wire(e) for e in events], "next_seq": next_seq})
+    return await stream_events_page(request, Thread.stream_type, "thread_id")
 
 
 async def get_thread_export(request: Request) -> Response:
