@@ -8,6 +8,15 @@ Positions are max + row number under the lock, so they are gap-free and in
 commit order across every process writing to the database. The advisory lock,
 unlike ``LOCK TABLE``, does not stop autovacuum from working on the table.
 
+The writer remembers the heads and max position its own commits left, plans
+the next batch against them and sends it in one round trip, as one call of
+``ledger_append`` (see :mod:`infra.store.schema`), which appends only if the
+max position is still the remembered one and the streams assumed new and the
+idempotency keys are absent. Otherwise (another process appended, a stream not
+seen before exists, a retried key) it reads them under the lock and plans again,
+in two round trips. Parameters go in binary: the text form of arrays of bytea
+costs more Python than the rest of the batch.
+
 Reads: a small synchronous pool (library recorders, CLI) and an asyncio pool
 (HTTP). When the connecting user is a superuser, every connection switches to
 the service role (``SET ROLE``), which may read and append events but not
@@ -18,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -78,18 +87,26 @@ SELECT_KEYS = """
     FROM idempotency_keys i
     JOIN unnest(%s::text[], %s::text[]) AS k(tenant, key) ON i.tenant = k.tenant AND i.key = k.key
 """
-INSERT_EVENTS = f"""
-    INSERT INTO events ({EVENT_COLUMNS})
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[],
-                         %s::text[], %s::integer[], %s::bytea[], %s::bytea[],
-                         %s::timestamptz[], %s::text[], %s::text[])
-"""
-INSERT_KEYS = """
+EVENT_ARRAYS = (
+    "%b::text[], %b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::text[],"
+    " %b::integer[], %b::bytea[], %b::bytea[], %b::timestamptz[], %b::text[], %b::text[]"
+)
+KEY_ARRAYS = (
+    "%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::bigint[],"
+    " %b::bigint[], %b::bigint[], %b::bytea[]"
+)
+INSERT_EVENTS = f"INSERT INTO events ({EVENT_COLUMNS}) SELECT * FROM unnest({EVENT_ARRAYS})"
+INSERT_KEYS = f"""
     INSERT INTO idempotency_keys (tenant, key, fingerprint, stream_id, first_seq, seq,
                                   first_position, position, response)
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[],
-                         %s::bigint[], %s::bigint[], %s::bigint[], %s::bytea[])
+    SELECT * FROM unnest({KEY_ARRAYS})
 """
+APPEND_BATCH = f"""
+    SELECT ledger_append(%b::bigint, %b::text[], %b::text[], %b::text[], %b::text[],
+                         {EVENT_ARRAYS}, {KEY_ARRAYS})
+"""
+REMEMBERED_HEADS = 100_000
+"""Stream heads the writer keeps between batches (all are dropped when it has more)."""
 
 
 def stream_query(
@@ -119,6 +136,7 @@ class PostgresBackend:
         self._pool_size = pool_size
         self._switch_role = False
         self._writer: psycopg.Connection[Any] | None = None
+        self._memory = _WriterMemory()
         self._pool: ConnectionPool | None = None
         self._pool_lock = threading.Lock()
 
@@ -238,29 +256,76 @@ class PostgresBackend:
     # writing -------------------------------------------------------------------
 
     def write_batch(self, commits: list[Commit]) -> BatchPlan:
-        """One transaction in two round trips (psycopg pipeline mode): the lock, the heads,
-        the known idempotency keys and the max position travel together; then the
-        inserts, the NOTIFY and the COMMIT."""
+        """One transaction: in one round trip when the log is as this writer left it
+        (:meth:`_write_remembered`), else in two (:meth:`_write_read`)."""
         if self._writer is None or self._writer.closed:
-            self._writer = self.connect()
+            self._writer = self.connect(autocommit=True)
+            self._memory = _WriterMemory()
         conn = self._writer
         try:
-            with conn.pipeline(), conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
-                session = _PostgresWriteSession(conn)
-                heads = session.heads_later(stream_keys(commits))
-                known = session.idempotency_later(idempotency_keys(commits))
-                top = conn.execute("SELECT coalesce(max(position), 0) FROM events")
-                plan = plan_batch(commits, heads(), known(), int(_one(top)))
-                session.insert(plan)
-                if plan.rows:
-                    conn.execute(
-                        "SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, str(plan.rows[-1].position))
-                    )
+            plan = self._write_remembered(conn, commits)
+            if plan is None:
+                plan = self._write_read(conn, commits)
         except psycopg.OperationalError as error:
+            self._memory = _WriterMemory()
             conn.close()
             self._writer = None
             raise StoreUnavailable(f"PostgreSQL write failed: {error}") from error
+        except BaseException:
+            self._memory = _WriterMemory()
+            raise
+        return plan
+
+    def _write_remembered(
+        self, conn: psycopg.Connection[Any], commits: list[Commit]
+    ) -> BatchPlan | None:
+        """Plan against the remembered heads; ``ledger_append`` checks them under the lock.
+        None when they were stale (nothing was written)."""
+        memory = self._memory
+        if memory.max_position is None:
+            return None
+        keys = stream_keys(commits)
+        heads, unseen = memory.heads(keys)
+        plan = plan_batch(commits, heads, {}, memory.max_position)
+        unseen_tenants, unseen_ids = _columns(unseen, 2)
+        key_tenants, key_names = _columns(idempotency_keys(commits), 2)
+        cursor = conn.execute(  # autocommit: one statement is one transaction, one round trip
+            APPEND_BATCH,
+            (
+                memory.max_position,
+                unseen_tenants,
+                unseen_ids,
+                key_tenants,
+                key_names,
+                *_event_columns(plan),
+                *_key_columns(plan),
+            ),
+        )
+        if not _one(cursor):
+            memory.forget()
+            return None
+        memory.committed(keys, heads, plan)
+        return plan
+
+    def _write_read(self, conn: psycopg.Connection[Any], commits: list[Commit]) -> BatchPlan:
+        """Two round trips (pipeline mode): the lock, the heads, the known idempotency keys
+        and the max position travel together; then the inserts, the NOTIFY and the COMMIT."""
+        keys = stream_keys(commits)
+        with conn.pipeline(), conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
+            session = _PostgresWriteSession(conn)
+            heads_later = session.heads_later(keys)
+            known = session.idempotency_later(idempotency_keys(commits))
+            top = int(_one(conn.execute("SELECT coalesce(max(position), 0) FROM events")))
+            heads = heads_later()
+            self._memory.read(top, keys, heads)
+            plan = plan_batch(commits, heads, known(), top)
+            session.insert(plan)
+            if plan.rows:
+                conn.execute(
+                    "SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, str(plan.rows[-1].position))
+                )
+        self._memory.committed(keys, heads, plan)
         return plan
 
     # reading -------------------------------------------------------------------
@@ -436,38 +501,100 @@ class _PostgresWriteSession:
         return lambda: {(r[0], r[1]): idempotency_from_row(r) for r in cursor.fetchall()}
 
     def insert(self, plan: BatchPlan) -> None:
-        rows = plan.rows
-        if rows:
-            self._conn.execute(
-                INSERT_EVENTS,
-                (
-                    [e.tenant for e in rows],
-                    [e.stream_type for e in rows],
-                    [e.stream_id for e in rows],
-                    [e.seq for e in rows],
-                    [e.position for e in rows],
-                    [e.type for e in rows],
-                    [e.class_version for e in rows],
-                    [e.data for e in rows],
-                    [e.metadata for e in rows],
-                    [e.recorded_at for e in rows],
-                    [e.prev_hash for e in rows],
-                    [e.hash for e in rows],
-                ),
-            )
-        keys = plan.idempotency_rows
-        if keys:
-            self._conn.execute(
-                INSERT_KEYS,
-                (
-                    [k.tenant for k in keys],
-                    [k.key for k in keys],
-                    [k.fingerprint for k in keys],
-                    [k.result.stream_id for k in keys],
-                    [k.result.first_seq for k in keys],
-                    [k.result.seq for k in keys],
-                    [k.result.first_position for k in keys],
-                    [k.result.position for k in keys],
-                    [k.response for k in keys],
-                ),
-            )
+        if plan.rows:
+            self._conn.execute(INSERT_EVENTS, _event_columns(plan))
+        if plan.idempotency_rows:
+            self._conn.execute(INSERT_KEYS, _key_columns(plan))
+
+
+class _WriterMemory:
+    """Heads and max position as the writer's own last commit left them (None: not known).
+
+    Events are never updated or deleted, so while the max position is the remembered
+    one nothing else was appended and every remembered head (or absence) still holds;
+    ``ledger_append`` checks exactly that under the lock.
+    """
+
+    def __init__(self) -> None:
+        self.max_position: int | None = None
+        self._heads: dict[StreamKey, StreamHead | None] = {}
+
+    def forget(self) -> None:
+        self.max_position = None
+        self._heads = {}
+
+    def heads(self, keys: set[StreamKey]) -> tuple[dict[StreamKey, StreamHead], list[StreamKey]]:
+        """The remembered heads of ``keys`` (absent streams left out), and the keys not seen."""
+        found: dict[StreamKey, StreamHead] = {}
+        unseen: list[StreamKey] = []
+        remembered = self._heads
+        for key in keys:
+            if key not in remembered:
+                unseen.append(key)
+                continue
+            head = remembered[key]
+            if head is not None:
+                found[key] = head
+        return found, unseen
+
+    def read(
+        self, max_position: int, keys: set[StreamKey], heads: dict[StreamKey, StreamHead]
+    ) -> None:
+        """Heads read under the lock at ``max_position``; older ones hold if it did not move."""
+        if max_position != self.max_position:
+            self._heads = {}
+        self.max_position = max_position
+        for key in keys:
+            self._heads[key] = heads.get(key)
+
+    def committed(
+        self, keys: set[StreamKey], heads: dict[StreamKey, StreamHead], plan: BatchPlan
+    ) -> None:
+        """After a commit: ``heads`` as the batch left them (planning updates them in place)."""
+        if len(self._heads) + len(keys) > REMEMBERED_HEADS:
+            self._heads = {}
+        for key in keys:
+            self._heads[key] = heads.get(key)
+        if plan.rows:
+            self.max_position = plan.rows[-1].position
+
+
+def _columns(rows: Iterable[tuple[str, str]], width: int) -> list[list[str]]:
+    columns: list[list[str]] = [[] for _ in range(width)]
+    for row in rows:
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return columns
+
+
+def _event_columns(plan: BatchPlan) -> tuple[list[Any], ...]:
+    rows = plan.rows
+    return (
+        [e.tenant for e in rows],
+        [e.stream_type for e in rows],
+        [e.stream_id for e in rows],
+        [e.seq for e in rows],
+        [e.position for e in rows],
+        [e.type for e in rows],
+        [e.class_version for e in rows],
+        [e.data for e in rows],
+        [e.metadata for e in rows],
+        [e.recorded_at for e in rows],
+        [e.prev_hash for e in rows],
+        [e.hash for e in rows],
+    )
+
+
+def _key_columns(plan: BatchPlan) -> tuple[list[Any], ...]:
+    keys = plan.idempotency_rows
+    return (
+        [k.tenant for k in keys],
+        [k.key for k in keys],
+        [k.fingerprint for k in keys],
+        [k.result.stream_id for k in keys],
+        [k.result.first_seq for k in keys],
+        [k.result.seq for k in keys],
+        [k.result.first_position for k in keys],
+        [k.result.position for k in keys],
+        [k.response for k in keys],
+    )

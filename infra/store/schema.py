@@ -15,6 +15,8 @@ Tables:
 - ``snapshots``: folded aggregate state at a seq, to bound load and time travel.
 - ``api_tokens`` (migration 2): the SHA-256 of each API token, its tenant and
   scope, and when it was revoked (rows are never deleted).
+- ``ledger_append`` (migration 3, PostgreSQL only): a whole writer batch in one
+  call, taking arrays; it appends only if the log is as the writer last left it.
 - ``ledger_migrations``: which of these migrations were applied.
 """
 
@@ -206,9 +208,61 @@ _SQLITE_V2 = (
     """,
 )
 
+_PG_V3 = (
+    f"""
+    CREATE FUNCTION ledger_append(
+        expected_max bigint,
+        new_tenants text[], new_stream_ids text[],
+        key_tenants text[], key_names text[],
+        e_tenant text[], e_stream_type text[], e_stream_id text[], e_seq bigint[],
+        e_position bigint[], e_type text[], e_class_version integer[], e_data bytea[],
+        e_metadata bytea[], e_recorded_at timestamptz[], e_prev_hash text[], e_hash text[],
+        k_tenant text[], k_key text[], k_fingerprint text[], k_stream_id text[],
+        k_first_seq bigint[], k_seq bigint[], k_first_position bigint[], k_position bigint[],
+        k_response bytea[]
+    ) RETURNS boolean
+    LANGUAGE plpgsql
+    SET plan_cache_mode = force_custom_plan
+    AS $$
+    BEGIN
+        PERFORM pg_advisory_xact_lock({WRITE_LOCK_KEY});
+        IF (SELECT coalesce(max(position), 0) FROM events) <> expected_max
+           OR EXISTS (SELECT 1 FROM unnest(new_tenants, new_stream_ids) AS n(tenant, stream_id)
+                      JOIN events AS e ON e.tenant = n.tenant AND e.stream_id = n.stream_id)
+           OR EXISTS (SELECT 1 FROM unnest(key_tenants, key_names) AS n(tenant, key)
+                      JOIN idempotency_keys AS i ON i.tenant = n.tenant AND i.key = n.key)
+        THEN
+            RETURN false;
+        END IF;
+        INSERT INTO events (tenant, stream_type, stream_id, seq, position, type, class_version,
+                            data, metadata, recorded_at, prev_hash, hash)
+        SELECT * FROM unnest(e_tenant, e_stream_type, e_stream_id, e_seq, e_position, e_type,
+                             e_class_version, e_data, e_metadata, e_recorded_at, e_prev_hash,
+                             e_hash);
+        INSERT INTO idempotency_keys (tenant, key, fingerprint, stream_id, first_seq, seq,
+                                      first_position, position, response)
+        SELECT * FROM unnest(k_tenant, k_key, k_fingerprint, k_stream_id, k_first_seq, k_seq,
+                             k_first_position, k_position, k_response);
+        IF cardinality(e_position) > 0 THEN
+            PERFORM pg_notify('{EVENTS_CHANNEL}', e_position[cardinality(e_position)]::text);
+        END IF;
+        RETURN true;
+    END
+    $$
+    """,
+)
+"""One call per writer batch. The writer plans a batch against the heads and max position
+its own last commit left; under the write lock the function checks that the max position is
+still that one (events are never updated or deleted, so then nothing else was appended),
+that the streams the writer assumed new are absent and that none of the batch's idempotency
+keys is known. Then it inserts and returns true; otherwise it inserts nothing and returns
+false, and the writer reads the heads and plans again. ``force_custom_plan``: a generic plan
+for these statements got slower as the table grew."""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, idempotency keys, projection positions, snapshots", _PG_V1, _SQLITE_V1),
     Migration(2, "API tokens (hashed), by tenant and scope", _PG_V2, _SQLITE_V2),
+    Migration(3, "ledger_append: a writer batch in one call (PostgreSQL)", _PG_V3, ()),
 )
 
 CURRENT_VERSION = MIGRATIONS[-1].version

@@ -168,7 +168,7 @@ def test_a_postgres_database_at_version_1_gains_api_tokens(tmp_path: Path) -> No
         backend = PostgresBackend(url)
         backend.migrate()
         try:
-            assert backend.schema_version() == 2
+            assert backend.schema_version() == MIGRATIONS[-1].version
             TokenStore(backend).create(new_token(), "acme", "read")
             assert TokenStore(backend).active_count() == 1
         finally:
@@ -188,7 +188,7 @@ def test_a_sqlite_database_at_version_1_gains_api_tokens(tmp_path: Path) -> None
     backend = SqliteBackend(path)
     backend.migrate()
     try:
-        assert backend.schema_version() == 2
+        assert backend.schema_version() == MIGRATIONS[-1].version
         TokenStore(backend).create(new_token(), "acme", "read")
         assert TokenStore(backend).active_count() == 1
     finally:

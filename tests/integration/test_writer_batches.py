@@ -100,3 +100,19 @@ async def test_two_writers_on_one_database_see_each_others_commits(database_url:
     finally:
         await other.close()
         await one.close()
+
+
+async def test_a_writer_continues_a_stream_it_has_never_seen(database_url: str) -> None:
+    first = await opened_store(database_url)
+    await first.append("default", "thread", "old", 0, [event()])
+    await first.close()
+    store = await opened_store(database_url)
+    try:
+        await store.append("default", "thread", "new", 0, [event()])  # the writer knows the log
+        landed = await store.append("default", "thread", "old", 1, [event()])
+        assert (landed.last.seq, landed.last.position) == (2, 3)
+        with pytest.raises(WrongExpectedVersion):
+            await store.append("default", "thread", "old", 1, [event()])
+        assert verify_store(store.backend).ok
+    finally:
+        await store.close()
