@@ -16,6 +16,8 @@ from infra.projection_runner import ProjectionFailed, ProjectionRunner, Projecti
 from infra.projection_store import projection_transaction
 from infra.store.postgres import PostgresBackend
 from projections.base import ProjectedEvent, Session, Table
+from tests.integration.run_history import Runs
+from tests.unit.run_builders import task, workflow
 
 
 def _context() -> CommandContext:
@@ -58,6 +60,9 @@ async def _history(ledger: Ledger, threads: int = 4) -> None:
         await ledger.repository.save(thread, ctx, {})
         if n % 2:
             await handlers.complete_turn(thread_id, "t1", CompleteTurn(status="completed"), ctx)
+    runs = Runs(ledger)
+    run = await runs.create("run_1", flow=workflow([task("a"), task("b")]))
+    await runs.claim(run, now=run.modified_on)
 
 
 def _rows(ledger: Ledger, runner: ProjectionRunner) -> dict[str, list[tuple[Any, ...]]]:
@@ -71,6 +76,8 @@ def _rows(ledger: Ledger, runner: ProjectionRunner) -> dict[str, list[tuple[Any,
 async def test_rebuilding_each_projection_gives_the_live_rows(ledger: Ledger) -> None:
     await _history(ledger)
     for runner in ledger.projections.runners:
+        if not runner.projection.tables:
+            continue  # writes files, not rows (tests/integration/test_run_read_models.py)
         runner.catch_up()
         live = _rows(ledger, runner)
         assert any(live.values()), f"{runner.name} has no rows to compare"
