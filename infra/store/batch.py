@@ -76,6 +76,7 @@ def plan_batch(
     """Decide every commit of a batch; ``heads`` and ``known_keys`` are updated in place."""
     plan = BatchPlan()
     clock = now or datetime.now(UTC)
+    clock_stamp = format_timestamp(clock)
     position = max_position
     for commit in commits:
         try:
@@ -83,7 +84,7 @@ def plan_batch(
             if replayed is not None:
                 plan.outcomes.append(replayed)
                 continue
-            rows, results, new_heads = _plan_commit(commit, heads, position, clock)
+            rows, results, new_heads = _plan_commit(commit, heads, position, clock, clock_stamp)
         except StoreError as error:
             plan.outcomes.append(error)
             continue
@@ -120,6 +121,7 @@ def _plan_commit(
     heads: dict[StreamKey, StreamHead],
     position: int,
     clock: datetime,
+    clock_stamp: str,
 ) -> tuple[list[RecordedEvent], list[AppendResult], dict[StreamKey, StreamHead]]:
     rows: list[RecordedEvent] = []
     results: list[AppendResult] = []
@@ -140,28 +142,30 @@ def _plan_commit(
                 raise WrongExpectedVersion(part.stream_id, part.expected_version, version)
             first_seq = version + 1
         first_position = position + 1
-        hasher = StreamHasher(part.stream_id)
-        for offset, new in enumerate(part.events):
-            seq = first_seq + offset
+        tenant, stream_type, stream_id = part.tenant, part.stream_type, part.stream_id
+        hash_event = StreamHasher(stream_id).hash
+        for seq, new in enumerate(part.events, first_seq):
             position += 1
-            recorded_at = new.recorded_at or clock
-            digest = hasher.hash(
-                prev_hash, seq, new.type, new.data, new.metadata, format_timestamp(recorded_at)
-            )
-            rows.append(
+            recorded_at = new.recorded_at
+            if recorded_at is None:
+                recorded_at, stamp = clock, clock_stamp
+            else:
+                stamp = format_timestamp(recorded_at)
+            digest = hash_event(prev_hash, seq, new.type, new.data, new.metadata, stamp)
+            rows.append(  # positional: this loop runs for every event the store appends
                 RecordedEvent(
-                    tenant=part.tenant,
-                    stream_type=part.stream_type,
-                    stream_id=part.stream_id,
-                    seq=seq,
-                    position=position,
-                    type=new.type,
-                    class_version=new.class_version,
-                    data=new.data,
-                    metadata=new.metadata,
-                    recorded_at=recorded_at,
-                    prev_hash=prev_hash,
-                    hash=digest,
+                    tenant,
+                    stream_type,
+                    stream_id,
+                    seq,
+                    position,
+                    new.type,
+                    new.class_version,
+                    new.data,
+                    new.metadata,
+                    recorded_at,
+                    prev_hash,
+                    digest,
                 )
             )
             prev_hash = digest

@@ -17,6 +17,11 @@ seen before exists, a retried key) it reads them under the lock and plans again,
 in two round trips. Parameters go in binary: the text form of arrays of bytea
 costs more Python than the rest of the batch.
 
+A batch of at least ``COPY_FROM`` events (batched commands, ``ledger import``)
+reads the heads under the lock and writes its events with a binary ``COPY``
+into the events table in the same transaction: positions are still max + row
+number under the lock, computed in Python from the max read there.
+
 Reads: a small synchronous pool (library recorders, CLI) and an asyncio pool
 (HTTP). When the connecting user is a superuser, every connection switches to
 the service role (``SET ROLE``), which may read and append events but not
@@ -105,6 +110,13 @@ APPEND_BATCH = f"""
     SELECT ledger_append(%b::bigint, %b::text[], %b::text[], %b::text[], %b::text[],
                          {EVENT_ARRAYS}, {KEY_ARRAYS})
 """
+COPY_FROM = 200
+"""Batches with at least this many events write them with COPY instead of ``ledger_append``."""
+COPY_EVENTS = f"COPY events ({EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+COPY_TYPES = (
+    "text", "text", "text", "int8", "int8", "text", "int4", "bytea", "bytea", "timestamptz",
+    "text", "text",
+)  # fmt: skip
 REMEMBERED_HEADS = 100_000
 """Stream heads the writer keeps between batches (all are dropped when it has more)."""
 
@@ -263,9 +275,10 @@ class PostgresBackend:
             self._memory = _WriterMemory()
         conn = self._writer
         try:
-            plan = self._write_remembered(conn, commits)
-            if plan is None:
-                plan = self._write_read(conn, commits)
+            if sum(len(part.events) for commit in commits for part in commit.parts) >= COPY_FROM:
+                plan = self._write_read(conn, commits, copy=True)
+            else:
+                plan = self._write_remembered(conn, commits) or self._write_read(conn, commits)
         except psycopg.OperationalError as error:
             self._memory = _WriterMemory()
             conn.close()
@@ -307,24 +320,30 @@ class PostgresBackend:
         memory.committed(keys, heads, plan)
         return plan
 
-    def _write_read(self, conn: psycopg.Connection[Any], commits: list[Commit]) -> BatchPlan:
-        """Two round trips (pipeline mode): the lock, the heads, the known idempotency keys
-        and the max position travel together; then the inserts, the NOTIFY and the COMMIT."""
+    def _write_read(
+        self, conn: psycopg.Connection[Any], commits: list[Commit], *, copy: bool = False
+    ) -> BatchPlan:
+        """Read under the lock, then write: the lock, the heads, the known idempotency keys
+        and the max position travel together (pipeline mode); then the inserts, the NOTIFY
+        and the COMMIT. With ``copy``, the events go in by a binary COPY instead."""
         keys = stream_keys(commits)
-        with conn.pipeline(), conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
-            session = _PostgresWriteSession(conn)
-            heads_later = session.heads_later(keys)
-            known = session.idempotency_later(idempotency_keys(commits))
-            top = int(_one(conn.execute("SELECT coalesce(max(position), 0) FROM events")))
-            heads = heads_later()
+        session = _PostgresWriteSession(conn)
+        with conn.transaction():
+            with conn.pipeline():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
+                heads_later = session.heads_later(keys)
+                known_later = session.idempotency_later(idempotency_keys(commits))
+                top = int(_one(conn.execute("SELECT coalesce(max(position), 0) FROM events")))
+                heads, known = heads_later(), known_later()
             self._memory.read(top, keys, heads)
-            plan = plan_batch(commits, heads, known(), top)
-            session.insert(plan)
-            if plan.rows:
-                conn.execute(
-                    "SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, str(plan.rows[-1].position))
-                )
+            plan = plan_batch(commits, heads, known, top)
+            if copy:
+                session.copy(plan)
+            with conn.pipeline():
+                if not copy:
+                    session.insert_events(plan)
+                session.insert_keys(plan)
+                session.notify(plan)
         self._memory.committed(keys, heads, plan)
         return plan
 
@@ -500,11 +519,42 @@ class _PostgresWriteSession:
         cursor = self._conn.execute(SELECT_KEYS, (list(tenants), list(names)))
         return lambda: {(r[0], r[1]): idempotency_from_row(r) for r in cursor.fetchall()}
 
-    def insert(self, plan: BatchPlan) -> None:
+    def insert_events(self, plan: BatchPlan) -> None:
         if plan.rows:
             self._conn.execute(INSERT_EVENTS, _event_columns(plan))
+
+    def insert_keys(self, plan: BatchPlan) -> None:
         if plan.idempotency_rows:
             self._conn.execute(INSERT_KEYS, _key_columns(plan))
+
+    def copy(self, plan: BatchPlan) -> None:
+        """The batch's events with one binary COPY (inside the locked transaction)."""
+        with self._conn.cursor().copy(COPY_EVENTS) as copy:
+            copy.set_types(COPY_TYPES)
+            write = copy.write_row
+            for e in plan.rows:
+                write(
+                    (
+                        e.tenant,
+                        e.stream_type,
+                        e.stream_id,
+                        e.seq,
+                        e.position,
+                        e.type,
+                        e.class_version,
+                        e.data,
+                        e.metadata,
+                        e.recorded_at,
+                        e.prev_hash,
+                        e.hash,
+                    )
+                )
+
+    def notify(self, plan: BatchPlan) -> None:
+        if plan.rows:
+            self._conn.execute(
+                "SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, str(plan.rows[-1].position))
+            )
 
 
 class _WriterMemory:

@@ -1,0 +1,111 @@
+"""Large batches on PostgreSQL go in by binary COPY: the same rules as every other append."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infra.log_export import export_line
+from infra.log_import import import_export
+from infra.store.errors import IdempotencyKeyReused, WrongExpectedVersion
+from infra.store.postgres import COPY_FROM, PostgresBackend
+from infra.store.records import Commit, CommitResult, IdempotencyKey, StreamAppend
+from infra.store.verify import verify_store
+from tests import pg
+from tests.integration.store_helpers import event
+
+
+@pytest.fixture
+def backend(pg_url: str) -> PostgresBackend:
+    backend = PostgresBackend(pg_url)
+    backend.migrate()
+    return backend
+
+
+def _part(stream: str, version: int | None, count: int) -> StreamAppend:
+    return StreamAppend(
+        "default", "thread", stream, version, tuple(event(n=i) for i in range(count))
+    )
+
+
+def test_a_large_commit_lands_gap_free_and_verifies(backend: PostgresBackend) -> None:
+    try:
+        backend.write_batch([Commit(parts=(_part("before", 0, 3),))])
+        size = COPY_FROM + 50
+        plan = backend.write_batch([Commit(parts=(_part("a", 0, size), _part("b", 0, 7)))])
+        result = plan.outcomes[0]
+        assert isinstance(result, CommitResult)
+        assert [(p.first_position, p.position) for p in result.parts] == [
+            (4, size + 3),
+            (size + 4, size + 10),
+        ]
+        events = backend.read_all(limit=10_000)
+        assert [e.position for e in events] == list(range(1, size + 11))
+        assert [e.seq for e in backend.read_stream("default", "a")] == list(range(1, size + 1))
+        assert verify_store(backend).ok
+    finally:
+        backend.close()
+
+
+def test_a_conflicting_commit_in_a_copied_batch_fails_alone(backend: PostgresBackend) -> None:
+    try:
+        backend.write_batch([Commit(parts=(_part("busy", 0, 1),))])
+        plan = backend.write_batch(
+            [
+                Commit(parts=(_part("a", 0, COPY_FROM),)),
+                Commit(parts=(_part("busy", 0, 5),)),  # stale
+                Commit(parts=(_part("busy", 1, 5),)),
+            ]
+        )
+        assert isinstance(plan.outcomes[1], WrongExpectedVersion)
+        assert backend.max_position() == 1 + COPY_FROM + 5
+        assert [e.seq for e in backend.read_stream("default", "busy")] == list(range(1, 7))
+        assert verify_store(backend).ok
+    finally:
+        backend.close()
+
+
+def test_idempotency_keys_hold_on_the_copy_path(backend: PostgresBackend) -> None:
+    key = IdempotencyKey("bulk-1", "fingerprint")
+    commit = Commit(parts=(_part("a", 0, COPY_FROM),), idempotency=key, response=b"{}")
+    try:
+        first = backend.write_batch([commit]).outcomes[0]
+        again = backend.write_batch([commit]).outcomes[0]
+        assert isinstance(first, CommitResult) and isinstance(again, CommitResult)
+        assert again.replayed and again.last == first.last and again.response == b"{}"
+        other = Commit(
+            parts=(_part("a", COPY_FROM, COPY_FROM),),
+            idempotency=IdempotencyKey("bulk-1", "another request"),
+        )
+        assert isinstance(backend.write_batch([other]).outcomes[0], IdempotencyKeyReused)
+        assert backend.max_position() == COPY_FROM
+        assert backend.read_idempotency("default", "bulk-1") is not None
+    finally:
+        backend.close()
+
+
+def test_an_import_larger_than_a_copy_batch_verifies(
+    backend: PostgresBackend, tmp_path: Path
+) -> None:
+    export = tmp_path / "export.jsonl"
+    target_name = pg.create_database()
+    target = PostgresBackend(pg.url_for(target_name))
+    try:
+        for stream in ("x", "y", "z"):
+            backend.write_batch([Commit(parts=(_part(stream, 0, COPY_FROM),))])
+        export.write_bytes(b"".join(export_line(e) for e in backend.read_all(limit=10_000)))
+        target.migrate()
+        target.write_batch([Commit(parts=(_part("already-there", 0, 2),))])
+        summary = import_export(target, export, batch=COPY_FROM * 2)
+        assert summary.events == 3 * COPY_FROM
+        assert (summary.first_position, summary.last_position) == (3, 3 * COPY_FROM + 2)
+        assert [e.hash for e in target.read_stream("default", "y")] == [
+            e.hash for e in backend.read_stream("default", "y")
+        ]
+        report = verify_store(target)
+        assert report.ok and report.events == 3 * COPY_FROM + 2
+    finally:
+        target.close()
+        pg.drop_database(target_name)
+        backend.close()
