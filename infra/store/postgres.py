@@ -360,7 +360,7 @@ class PostgresBackend:
         desc: bool = False,
     ) -> list[RecordedEvent]:
         text, extra = stream_query(upto_seq=upto_seq, limit=limit, desc=desc)
-        rows = self._fetch(text, [tenant, stream_id, after_seq, *extra])
+        rows = self._fetch(text, [tenant, stream_id, after_seq, *extra], binary=True)
         return [event_from_row(row, parse_pg_time) for row in rows]
 
     def stream_head(self, tenant: str, stream_id: str) -> StreamHead | None:
@@ -385,7 +385,7 @@ class PostgresBackend:
             stream_type=stream_type,
             tenant=tenant,
         )
-        rows = self._fetch(text, params)
+        rows = self._fetch(text, params, binary=True)
         return [event_from_row(row, parse_pg_time) for row in rows]
 
     def max_position(self) -> int:
@@ -435,10 +435,14 @@ class PostgresBackend:
     def ping(self) -> None:
         self._fetch("SELECT 1", [])
 
-    def _fetch(self, text: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+    def _fetch(
+        self, text: str, params: Sequence[object], *, binary: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """Rows of a query; ``binary`` results for events (bytea and timestamps decode
+        without text parsing)."""
         try:
             with self.pool.connection() as conn:
-                return conn.execute(text, params).fetchall()
+                return conn.execute(text, params, binary=binary).fetchall()
         except (psycopg.OperationalError, TimeoutError) as error:
             raise StoreUnavailable(f"PostgreSQL read failed: {error}") from error
 

@@ -137,10 +137,12 @@ class AsyncPostgresReader:
     async def close(self) -> None:
         await self._pool.close()
 
-    async def _fetch(self, text: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+    async def _fetch(
+        self, text: str, params: Sequence[object], *, binary: bool = False
+    ) -> list[tuple[Any, ...]]:
         try:
             async with self._pool.connection(timeout=5.0) as conn:
-                cursor = await conn.execute(text, params)
+                cursor = await conn.execute(text, params, binary=binary)
                 return await cursor.fetchall()
         except (psycopg.OperationalError, TimeoutError) as error:
             raise StoreUnavailable(f"PostgreSQL read failed: {error}") from error
@@ -155,7 +157,7 @@ class AsyncPostgresReader:
         limit: int | None = None,
     ) -> list[RecordedEvent]:
         text, extra = stream_query(upto_seq=upto_seq, limit=limit, desc=False)
-        rows = await self._fetch(text, [tenant, stream_id, after_seq, *extra])
+        rows = await self._fetch(text, [tenant, stream_id, after_seq, *extra], binary=True)
         return [event_from_row(row, parse_pg_time) for row in rows]
 
     async def stream_head(self, tenant: str, stream_id: str) -> StreamHead | None:
@@ -179,7 +181,7 @@ class AsyncPostgresReader:
             stream_type=stream_type,
             tenant=tenant,
         )
-        rows = await self._fetch(text, params)
+        rows = await self._fetch(text, params, binary=True)
         return [event_from_row(row, parse_pg_time) for row in rows]
 
     async def max_position(self) -> int:
