@@ -84,7 +84,8 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     codes = {404: "not_found", 405: "method_not_allowed"}
     message = "no such endpoint" if exc.status_code == 404 else str(exc.detail)
-    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), message)
+    code = codes.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, message, headers=exc.headers)  # 405: Allow
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

@@ -13,7 +13,8 @@ class HeartbeatResponse(Accepted):
 
 
 class RecoveryResponse(Accepted):
-    """The threads whose turns this call interrupted, and whether it recorded the recovery.
+    """The threads whose turns this call interrupted, the runs it recovered (runs the executor
+    drives, and runs with nodes it worked on as a worker), and whether it recorded the recovery.
 
     When there was nothing new to recover, nothing is appended: ``recorded`` is false
     and ``seq``/``position`` are those of the executor stream's last event.
@@ -21,4 +22,5 @@ class RecoveryResponse(Accepted):
 
     executor_id: str
     interrupted_threads: list[str]
+    recovered_runs: list[str]
     recorded: bool

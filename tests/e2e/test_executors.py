@@ -81,6 +81,16 @@ def _head(client: httpx.Client) -> int:
     return int(ok(client.get("/v1/projections"), 200)["projections"][0]["head"])
 
 
+def _wait_for_feed_event(client: httpx.Client, event_type: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        page = ok(client.get("/v1/events", params={"after": 0, "types": event_type}), 200)
+        if page["events"]:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no {event_type} event within {WAIT_S} s")
+
+
 def _interruptions(client: httpx.Client, thread_id: str) -> list[dict[str, Any]]:
     return [e for e in all_events(client, thread_id) if e["type"] == "TurnInterrupted"]
 
@@ -143,7 +153,9 @@ def test_a_silent_executor_has_its_turn_interrupted_once_its_lease_runs_out(
         assert interrupted["metadata"]["actor"] == "policy"
         assert "executor_id" not in interrupted["metadata"]
 
-        # A second recovery, by the CLI with no start-up grace, finds nothing to do.
+        # A second recovery, by the CLI with no start-up grace, finds nothing to do (once
+        # the first has recorded itself: the interruption lands before the executor event).
+        _wait_for_feed_event(client, "ExecutorLeaseExpired")
         head = _head(client)
         output = _recover_cli(tmp_path, database_url, lease_ms=1)
         assert "recovered 0 executor(s)" in output, output
