@@ -1,9 +1,8 @@
 """Usage: tokens and cost per usage scope, for grouping by model, day, thread or run.
 
 One row per (tenant, stream_type, stream_id, scope_id). For threads the scope is
-a turn (``scope_kind`` ``turn``, ``scope_id`` the turn id). Runs will record
-usage per node (``node``) or for the run as a whole (``run``, ``scope_id`` empty),
-on the same table, so run and node usage need no migration.
+a turn (``scope_kind`` ``turn``, ``scope_id`` the turn id); for runs it is a node
+(``node``, ``scope_id`` the node's task id), from ``NodeUsageRecorded``.
 
 A usage record is the scope's usage so far: a later record for the same scope
 replaces the figures and the model, but keeps ``day`` (the UTC date of the
@@ -28,7 +27,7 @@ USAGE = Table(
     " PRIMARY KEY (tenant, stream_type, stream_id, scope_id)",
     indexes=("tenant, day", "tenant, model"),
 )
-USAGE_EVENTS = frozenset({"UsageRecorded"})
+USAGE_EVENTS = frozenset({"UsageRecorded", "NodeUsageRecorded"})
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "reasoning_tokens", "reasoning_replay_tokens")
 
 
@@ -36,8 +35,9 @@ def usage_scope(stream_type: str, data: dict[str, Any]) -> tuple[str, str]:
     """(scope_kind, scope_id) of a usage record: its turn, its node, else its whole stream."""
     if isinstance(data.get("turn_id"), str):
         return "turn", data["turn_id"]
-    if isinstance(data.get("node_id"), str):
-        return "node", data["node_id"]
+    for node_key in ("node_id", "task_id"):
+        if isinstance(data.get(node_key), str):
+            return "node", data[node_key]
     return stream_type, ""
 
 

@@ -7,13 +7,14 @@ from datetime import date
 from typing import Any, Literal
 
 Fetch = Callable[[str, Sequence[object]], Awaitable[list[tuple[Any, ...]]]]
-GroupBy = Literal["model", "day", "thread", "run"]
+GroupBy = Literal["model", "day", "thread", "run", "node"]
 
 GROUP_KEYS: dict[str, tuple[str, str | None]] = {
     "model": ("model", None),
     "day": ("day", None),
     "thread": ("stream_id", "thread"),
     "run": ("stream_id", "run"),
+    "node": ("stream_id || '/' || scope_id", "run"),
 }
 """For each grouping: the column that is the key, and the stream type it is limited to."""
 

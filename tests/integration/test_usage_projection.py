@@ -11,6 +11,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from domain.run_state import NodeUsage
 from infra.bootstrap import Ledger
 from infra.config import Settings
 from infra.http.errors import EXCEPTION_HANDLERS
@@ -19,7 +20,9 @@ from infra.projection_runner import ProjectionRunner
 from infra.projection_store import projection_transaction
 from projections.usage import UsageProjection
 from queries.usage import usage_groups
+from tests.integration.run_history import Runs
 from tests.integration.usage_history import ManualClock, record_usage_history
+from tests.unit.builders import T0
 
 
 @pytest.fixture
@@ -165,3 +168,41 @@ async def test_the_usage_endpoint_waits_for_min_position_and_refuses_bad_input(
             refused = await client.get("/v1/usage", params=params)
             assert refused.status_code == 400, (params, refused.text)
             assert refused.json()["error"]["code"] == "invalid_query"
+
+
+async def test_run_nodes_usage_is_grouped_by_run_and_node_and_replaced_per_node(
+    ledger: Ledger,
+) -> None:
+    runs = Runs(ledger)
+    run = await runs.create("run_u")
+    await runs.claim(run, now=T0)
+    await runs.ack(run, "a", now=T0)
+    await runs.step(
+        run,
+        lambda r: r.record_feedback(
+            task_id="a",
+            dispatch_id=str(r.nodes["a"].dispatch_id),
+            feedback_id=None,
+            stage=None,
+            progress=None,
+            message=None,
+            metadata={},
+            metrics={},
+            chunks=[],
+            usage=NodeUsage(1, 1, 0, 0.25, "m-run"),
+            now=T0,
+        ),
+    )
+    await runs.result(run, "a", now=T0, usage=NodeUsage(10, 5, 2, 0.5, "m-run"))  # replaces
+    await runs.complete(run, "b", now=T0, usage=NodeUsage(3, 4, 0, 0.25, "m-run"))
+    await _caught_up(ledger)
+
+    by_run = await usage_groups(ledger.store.fetch, "default", group_by="run")
+    assert by_run["items"] == [_group("run_u", (13, 9, 2, 0), 0.75, 2)]
+    by_node = await usage_groups(ledger.store.fetch, "default", group_by="node")
+    assert by_node["items"] == [
+        _group("run_u/a", (10, 5, 2, 0), 0.5, 1),
+        _group("run_u/b", (3, 4, 0, 0), 0.25, 1),
+    ]
+    by_model = await usage_groups(ledger.store.fetch, "default", group_by="model")
+    assert _group("m-run", (13, 9, 2, 0), 0.75, 2) in by_model["items"]
