@@ -77,7 +77,8 @@ class RecordFeedback(Command):
     dispatch_id: DispatchId
     feedback_id: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     stage: Annotated[str, Field(max_length=255)] | None = None
-    progress: float | None = None
+    progress: Annotated[float, Field(strict=True)] | None = None
+    """A number (clamped to 0..1); strings and booleans are refused."""
     message: Text | None = None
     metadata: dict[str, Any] = {}
     metrics: dict[str, Any] = {}

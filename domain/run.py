@@ -1142,6 +1142,7 @@ class Run(LedgerAggregate):
     ) -> None:
         node = self.nodes[task_id]
         node.status = "running"
+        node.dispatches += 1
         node.pending_ack = True
         node.dispatch_id = dispatch_id
         node.worker_id = worker_id

@@ -45,6 +45,8 @@ class NodeState:
     parameters: dict[str, Any]
     status: str = "queued"
     attempts: int = 0
+    dispatches: int = 0
+    """How many times the node was dispatched (``attempts`` counts the tries that ended badly)."""
     pending_ack: bool = False
     needs_repair: bool = False
     dispatch_id: str | None = None

@@ -17,7 +17,7 @@ import orjson
 
 from domain.base import LedgerAggregate
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: runs (and NodeState.dispatches)
 SKIP = frozenset({"_pending_events"})
 
 

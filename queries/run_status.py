@@ -26,16 +26,8 @@ def _ms(moment: datetime | None) -> int | None:
 
 
 def dispatch_count(node: NodeState) -> int:
-    """How many times the node was dispatched (seed 002's ``node_attempts``).
-
-    ``attempts`` counts the attempts already over (failed, timed out, requeued);
-    the current dispatch counts too while it runs or once it succeeded or was
-    cancelled (a final failure already counted it).
-    """
-    current = (
-        node.status != "failed" and node.dispatched_at is not None and node.started_at is not None
-    )
-    return node.attempts + (1 if current else 0)
+    """How many times the node was dispatched (seed 002's ``node_attempts``)."""
+    return node.dispatches
 
 
 def completed_nodes(run: Run) -> list[str]:

@@ -39,6 +39,7 @@ def node_view(run: Run, node: NodeState) -> dict[str, Any]:
         "status": node.status,
         "reported_status": node.reported_status,
         "attempts": node.attempts,
+        "dispatches": node.dispatches,
         "pending_ack": node.pending_ack,
         "needs_repair": node.needs_repair,
         "dispatch_id": node.dispatch_id,
