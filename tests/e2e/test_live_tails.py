@@ -280,3 +280,33 @@ def test_global_tail_types_filter_sends_only_those_types(client: httpx.Client) -
         "events"
     ]
     assert [e["position"] for e in feed] == positions
+
+
+def _run_events(client: httpx.Client, run_id: str) -> list[dict[str, Any]]:
+    page = ok(client.get(f"/v1/runs/{run_id}/events", params={"limit": 1000}), 200)
+    return list(page["events"])
+
+
+def test_run_tail_sends_the_backlog_then_each_node_transition_live(client: httpx.Client) -> None:
+    workflow = {"id": "wf", "nodes": [{"id": "a", "type": "task"}, {"id": "b", "type": "task"}]}
+    ok(
+        client.post(
+            "/v1/runs", json={"run_id": "run_tail", "client_id": "c1", "workflow": workflow}
+        ),
+        202,
+    )
+    stored = _run_events(client, "run_tail")
+    with tail(client, "/v1/runs/run_tail/stream") as stream:
+        backlog = stream.events(len(stored))
+        assert [e.json() for e in backlog] == stored
+        claimed = ok(
+            client.post("/v1/dispatch/claim", json={"worker_id": "w-tail", "limit": 1}), 200
+        )
+        [dispatch] = [d for d in claimed["dispatches"] if d["run_id"] == "run_tail"]
+        (live,) = stream.events(1)
+    assert live.json()["type"] == "NodeDispatched"
+    assert live.json()["data"]["dispatch_id"] == dispatch["dispatch_id"]
+    assert live.position == len(stored) + 1  # id = seq: no gap, no duplicate
+    with tail(client, "/v1/runs/run_tail/stream", last_event_id=str(len(stored))) as resumed:
+        (again,) = resumed.events(1)
+    assert again.json() == live.json()

@@ -172,3 +172,23 @@ def test_eight_workers_on_two_instances_dispatch_each_of_200_nodes_exactly_once(
                 f"{server.base_url}/v1/dispatch/claim", json={"worker_id": "late", "limit": 8}
             )
             assert ok(again, 200)["dispatches"] == []
+
+
+def test_two_instances_apply_each_run_policy_once(launcher: ServerLauncher, pg_url: str) -> None:
+    """Ack timeouts judged by two instances at once: each missed deadline is requeued once."""
+    fast = {"LEDGER_ACK_TIMEOUT_MS": "300", "LEDGER_POLICY_INTERVAL_MS": "50"}
+    servers = [launcher.start(pg_url, fast) for _ in range(2)]
+    nodes = [{"id": f"n{k}", "type": "task"} for k in range(6)]
+    with httpx.Client(base_url=servers[0].base_url, timeout=30.0) as client:
+        body = {"run_id": "run_policy_once", "client_id": "c1", "workflow": {"nodes": nodes}}
+        ok(client.post("/v1/runs", json=body), 202)
+        claimed = ok(client.post("/v1/dispatch/claim", json={"worker_id": "w-x", "limit": 6}), 200)
+        assert len(claimed["dispatches"]) == 6
+        deadline = time.monotonic() + TIME_BOUND_S
+        while len(_events(client, "NodeAckTimedOut")) < 6:
+            assert time.monotonic() < deadline, "the ack timeouts were not applied in time"
+            time.sleep(0.1)
+        time.sleep(0.5)  # several more policy passes on both instances
+        timed_out = _events(client, "NodeAckTimedOut")
+    assert sorted(e["data"]["task_id"] for e in timed_out) == sorted(n["id"] for n in nodes)
+    assert {e["data"]["attempts"] for e in timed_out} == {1}
