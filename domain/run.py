@@ -1186,7 +1186,8 @@ class Run(LedgerAggregate):
         node.pending_ack = False
         node.ack_deadline = None
         node.updated_at = timestamp
-        self.updated_at = timestamp
+        metadata = {"node_id": task_id, "dispatch_id": dispatch_id, "worker_id": worker_id}
+        self._log("node_acknowledged", timestamp, metadata=metadata)
 
     @event(NodeAckTimedOut)
     def _node_ack_timed_out(
@@ -1198,7 +1199,8 @@ class Run(LedgerAggregate):
         self._log(
             "node_ack_timed_out",
             timestamp,
-            detail=f"node {task_id} was not acknowledged in time; requeued",
+            detail=f"node `{task_id}` ack timed out; requeued",
+            metadata={"node_id": task_id, "dispatch_id": dispatch_id, "attempts": attempts},
         )
 
     @event(NodeFeedbackRecorded)
@@ -1229,7 +1231,7 @@ class Run(LedgerAggregate):
                 node.metadata[key] = deepcopy(value)
         node.metrics.update(deepcopy(metrics))
         node.updated_at = timestamp
-        self.updated_at = timestamp
+        self._log("node_feedback_recorded", timestamp, metadata={"node_id": task_id})
 
     @event(NodeResultDelta)
     def _result_delta(
@@ -1246,6 +1248,9 @@ class Run(LedgerAggregate):
             node.result = {}
         apply_delta(node.result, path, operation, value)
         node.result_sequence = sequence
+        self._log(
+            "node_result_delta", timestamp, metadata={"node_id": task_id, "sequence": sequence}
+        )
 
     @event(NodeChunkAppended)
     def _chunk_appended(
@@ -1261,7 +1266,8 @@ class Run(LedgerAggregate):
         timestamp: datetime,
     ) -> None:
         self.nodes[task_id].chunk_sequence = sequence
-        self.updated_at = timestamp
+        metadata = {"node_id": task_id, "channel": channel, "sequence": sequence}
+        self._log("node_chunk_appended", timestamp, metadata=metadata)
 
     @event(NodeUsageRecorded)
     def _usage_recorded(
@@ -1277,6 +1283,7 @@ class Run(LedgerAggregate):
         self.nodes[task_id].usage = NodeUsage(
             input_tokens, output_tokens, reasoning_tokens, cost_usd, model
         )
+        self._log("node_usage_recorded", timestamp, metadata={"node_id": task_id, "model": model})
 
     @event(NodeSucceeded)
     def _node_succeeded(
@@ -1373,6 +1380,7 @@ class Run(LedgerAggregate):
         self.gates.pop(task_id, None)
         if task_id in self.gate_queue:
             self.gate_queue.remove(task_id)
+        self._log("node_cancelled", timestamp, detail=reason, metadata={"node_id": task_id})
 
     @event(FrameOpened)
     def _frame_opened(self, frame_id: str, container_task_id: str, timestamp: datetime) -> None:
@@ -1655,6 +1663,8 @@ class Run(LedgerAggregate):
         node = self.nodes[task_id]
         node.metadata.setdefault("worker", {}).update(deepcopy(data))
         self._worker_state(task_id, node.worker_status or "running", detail, timestamp)
+        metadata = {"node_id": task_id, "worker_id": worker_id}
+        self._log("worker_runtime_event", timestamp, detail=detail, metadata=metadata)
 
     @event(WorkerFinished)
     def _worker_finished(

@@ -216,7 +216,8 @@ def test_silent_executors_and_workers_are_recovered_when_their_leases_run_out(
         assert lost["nodes"]["b"]["status"] == "cancelled"
         assert lost["detail"] == f"node a failed: {WORKER_LOST_MESSAGE}"
         assert lost["stop_kind"] is None
-        assert [e["event"] for e in lost["lifecycle_history"]][-2:] == ["node_failed", "run_failed"]
+        entries = [e["event"] for e in lost["lifecycle_history"]]
+        assert entries[-3:] == ["node_failed", "node_cancelled", "run_failed"]  # b cancelled
         document = ok(client.get("/v1/runs/run_worker/status.json"), 200)
         assert document["last_failure"]["node_id"] == "a"
         assert document["last_failure"]["reason"] == WORKER_LOST_MESSAGE
