@@ -46,6 +46,25 @@ class LedgerAggregate(BaseAggregate[str]):
         originator_topic: str
 
 
+def event_classes(aggregate: type[LedgerAggregate]) -> dict[str, type[LedgerAggregate.Event]]:
+    """The aggregate's event classes by name, from its own body and its bases' bodies.
+
+    A base's class wins: the library re-creates a base's event classes on each subclass,
+    but instances trigger (and apply) the ones of the class whose method was decorated.
+    """
+    found: dict[str, type[LedgerAggregate.Event]] = {}
+    for klass in reversed(aggregate.__mro__):
+        if klass is LedgerAggregate or not issubclass(klass, LedgerAggregate):
+            continue
+        for name, value in vars(klass).items():
+            # Skip the Event and Created bases the library makes for every aggregate.
+            if name in ("Event", "Created") or name in found:
+                continue
+            if isinstance(value, type) and issubclass(value, LedgerAggregate.Event):
+                found[name] = value
+    return found
+
+
 def fold(events: list[LedgerAggregate.Event]) -> LedgerAggregate | None:
     """The aggregate as after the last of ``events`` (replayed in order), or None."""
     aggregate: LedgerAggregate | None = None

@@ -16,7 +16,7 @@ import orjson
 from eventsourcing.domain import CanInitAggregate
 from eventsourcing.utils import get_topic
 
-from domain.base import DomainEvent, LedgerAggregate
+from domain.base import DomainEvent, LedgerAggregate, event_classes
 from infra.store.hashing import canonical_json
 from infra.store.records import NewEvent, RecordedEvent
 
@@ -34,12 +34,8 @@ class EventMapper:
         self._classes: dict[str, type[LedgerAggregate.Event]] = {}
         self._topics: dict[str, str] = {}
         for aggregate in aggregates:
-            for name, value in vars(aggregate).items():
-                # Skip the Event and Created bases the library makes for every aggregate.
-                if name in ("Event", "Created"):
-                    continue
-                if isinstance(value, type) and issubclass(value, LedgerAggregate.Event):
-                    self.register(value, aggregate)
+            for event_class in event_classes(aggregate).values():
+                self.register(event_class, aggregate)
 
     def register(
         self, event_class: type[LedgerAggregate.Event], aggregate: type[LedgerAggregate]

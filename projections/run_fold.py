@@ -22,19 +22,13 @@ import orjson
 from eventsourcing.domain import CanInitAggregate
 from eventsourcing.utils import get_topic
 
-from domain.base import LedgerAggregate
+from domain.base import LedgerAggregate, event_classes
 from domain.run import Run
 from projections.base import ProjectedEvent, Session
 
 RUN_STREAM = "run"
 RUN_TOPIC = get_topic(Run)
-RUN_EVENTS: dict[str, type[LedgerAggregate.Event]] = {
-    name: value
-    for name, value in vars(Run).items()
-    if name not in ("Event", "Created")
-    and isinstance(value, type)
-    and issubclass(value, LedgerAggregate.Event)
-}
+RUN_EVENTS: dict[str, type[LedgerAggregate.Event]] = event_classes(Run)
 STREAM_SQL = (
     "SELECT seq, type, class_version, data, recorded_at FROM events"
     " WHERE tenant = %s AND stream_id = %s AND seq <= %s ORDER BY seq"

@@ -7,7 +7,8 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from domain.run import Run, as_ms
+from domain.run import Run
+from domain.run_record import as_ms
 from domain.run_state import Gate, NodeState, NodeUsage
 
 
