@@ -1,14 +1,16 @@
 """Running projections: follow the log by position, rows and position in one transaction.
 
-A :class:`ProjectionRunner` catches one projection up from its stored position.
+A :class:`ProjectionRunner` catches one projection up from its stored position,
+a page of events per transaction (a projection with ``apply_page`` applies the
+page at once; others event by event).
 :class:`ProjectionService` runs every runner of a process on one background
 thread, woken by this process's writer and by polling (for commits of other
 processes). On PostgreSQL a runner only works while it holds a session-level
 advisory lock named after its projection, so with several Ledger instances one
 runner per projection is active and the others stand by. A projection that
-fails on an event stops there: the event's position and the error are recorded
-and shown, nothing is skipped, and the runner tries again on later ticks (so it
-resumes once the cause is fixed).
+fails on an event stops there: the events of its page before it are committed,
+the event's position and the error are recorded and shown, nothing is skipped,
+and the runner tries again on later ticks (so it resumes once the cause is fixed).
 """
 
 from __future__ import annotations
@@ -16,44 +18,32 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import psycopg
 
 from infra.projection_store import (
     ProjectionSession,
     grant_rows,
     projection_transaction,
+    read_page,
     schema_transaction,
 )
 from infra.store.backend import Backend
 from infra.store.errors import PositionNotAdvanced, StoreUnavailable
 from infra.store.postgres import PostgresBackend
-from infra.store.records import RecordedEvent
-from projections.base import ProjectedEvent, Projection, Table
+from projections.base import ProjectedEvent, Projection, Table, apply_page
 
 log = logging.getLogger(__name__)
 
-BATCH = 500
+BATCH = 2000
+"""Events per page: one transaction, and a few statements per table for paged projections."""
 POLL_SECONDS = 0.25
-
-
-def projected(event: RecordedEvent) -> ProjectedEvent:
-    return ProjectedEvent(
-        tenant=event.tenant,
-        stream_type=event.stream_type,
-        stream_id=event.stream_id,
-        seq=event.seq,
-        position=event.position,
-        type=event.type,
-        data=orjson.loads(event.data),
-        metadata=orjson.loads(event.metadata),
-        recorded_at=event.recorded_at,
-        class_version=event.class_version,
-    )
+TRANSIENT = (psycopg.OperationalError, TimeoutError, StoreUnavailable)
+"""Errors of the database rather than the projection: raised, the runner tries again later."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +109,13 @@ def _differs(session: ProjectionSession, live: str, shadow: str) -> int:
     return int(row[0]) if row else 0
 
 
+class _EventFailed(Exception):
+    def __init__(self, index: int, error: Exception) -> None:
+        self.index = index
+        self.error = error
+        super().__init__(str(error))
+
+
 class ProjectionFailed(Exception):
     def __init__(self, name: str, position: int, cause: Exception) -> None:
         self.name = name
@@ -154,30 +151,72 @@ class ProjectionRunner:
         return self.backend.projection_position(self.name) or 0
 
     def run_once(self) -> int:
-        """Apply the next batch of events; returns how many were applied."""
-        events = self.backend.read_all(after_position=self.position(), limit=self.batch)
-        if not events:
+        """Apply the next page of events in one transaction; returns how many were applied.
+
+        A page that fails is applied again one event at a time to find the event
+        that fails; the events before it are committed (the position stops right
+        before it), the failure is recorded, and :class:`ProjectionFailed` is raised.
+        """
+        page = read_page(self.backend, self.position(), self.batch)
+        if not page:
             return 0
-        current = events[0].position
         try:
-            with projection_transaction(self.backend) as session:
-                for event in events:
-                    current = event.position
-                    self.projection.apply(session, projected(event), self.names)
-                session.advance(self.name, events[-1].position)
-                session.execute(
-                    "UPDATE projection_positions SET last_error = NULL, error_position = NULL"
-                    " WHERE name = %s",
-                    (self.name,),
-                )
+            self._commit(page)
         except PositionNotAdvanced:
             return 0  # another runner applied these first; its rows stand, ours rolled back
-        except (psycopg.OperationalError, TimeoutError, StoreUnavailable):
+        except TRANSIENT:
             raise
-        except Exception as error:
-            self._record_failure(current, error)
-            raise ProjectionFailed(self.name, current, error) from error
-        return len(events)
+        except Exception:
+            return self._salvage(page)
+        return len(page)
+
+    def _commit(self, events: Sequence[ProjectedEvent], *, one_by_one: bool = False) -> None:
+        """Apply ``events`` and move the position past them, in one transaction.
+
+        ``one_by_one`` applies each event as a page of its own, and reports the
+        one that fails as :class:`_EventFailed`.
+        """
+        with projection_transaction(self.backend) as session:
+            if not one_by_one:
+                apply_page(self.projection, session, events, self.names)
+            for index, event in enumerate(events if one_by_one else ()):
+                try:
+                    apply_page(self.projection, session, (event,), self.names)
+                except TRANSIENT:
+                    raise
+                except Exception as error:
+                    raise _EventFailed(index, error) from error
+            session.advance(self.name, events[-1].position)
+            session.execute(
+                "UPDATE projection_positions SET last_error = NULL, error_position = NULL"
+                " WHERE name = %s",
+                (self.name,),
+            )
+
+    def _salvage(self, events: Sequence[ProjectedEvent]) -> int:
+        """The page failed: find the event that fails by applying the page again one event
+        at a time, commit the events before it, and record the failure at it."""
+        try:
+            self._commit(events, one_by_one=True)
+        except PositionNotAdvanced:
+            return 0
+        except _EventFailed as failed:
+            index, error = failed.index, failed.error
+        except TRANSIENT:
+            raise
+        except Exception as other:  # applied, but the position could not be written
+            index, error = len(events) - 1, other
+        else:
+            log.warning("projection %s: a page failed, its events one by one did not", self.name)
+            return len(events)
+        try:
+            if index:
+                self._commit(events[:index])
+        except PositionNotAdvanced:
+            return 0
+        position = events[index].position
+        self._record_failure(position, error)
+        raise ProjectionFailed(self.name, position, error) from error
 
     def catch_up(self) -> int:
         """Apply events until the projection reaches the head it finds."""
@@ -231,11 +270,14 @@ class ProjectionRunner:
                         f" {shadow_position}: let it catch up and rebuild again"
                     ),
                 )
-            for event in self.backend.read_all(
-                after_position=shadow_position, upto_position=live_position, limit=10**9
-            ):
-                self.projection.apply(session, projected(event), shadow.names)
-                applied += 1
+            after = shadow_position
+            while after < live_position:
+                page = read_page(self.backend, after, self.batch, live_position)
+                if not page:
+                    break
+                apply_page(self.projection, session, page, shadow.names)
+                applied += len(page)
+                after = page[-1].position
             differences = {
                 table.name: _differs(session, self.names[table.name], shadow.names[table.name])
                 for table in self.projection.tables

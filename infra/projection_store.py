@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import psycopg
 
 from infra.store.backend import Backend
+from infra.store.errors import StoreUnavailable
 from infra.store.postgres import PostgresBackend
 from infra.store.postgres import advance_position as pg_advance_position
 from infra.store.sqlite import SqliteBackend
 from infra.store.sqlite import advance_position as sqlite_advance_position
+from projections.base import ProjectedEvent
+
+PAGE_SQL = (
+    "SELECT tenant, stream_type, stream_id, seq, position, type, class_version, data,"
+    " metadata, recorded_at FROM events WHERE position > %s AND position <= %s"
+    " ORDER BY position LIMIT %s"
+)
+"""A page of the log as projections need it (no hash chain columns)."""
 
 
 class SqliteSession:
@@ -24,6 +34,9 @@ class SqliteSession:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._conn.execute(sql.replace("%s", "?"), params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._conn.executemany(sql.replace("%s", "?"), rows)
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         row = self._conn.execute(sql.replace("%s", "?"), params).fetchone()
@@ -44,6 +57,10 @@ class PostgresSession:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._conn.execute(sql.encode(), params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._conn.cursor() as cursor:
+            cursor.executemany(sql.encode(), rows)  # one pipeline: one round trip
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         return self._conn.execute(sql.encode(), params).fetchone()
@@ -89,3 +106,36 @@ def projection_transaction(backend: Backend) -> Iterator[ProjectionSession]:
             yield PostgresSession(conn)
     else:  # pragma: no cover - only two backends exist
         raise TypeError(f"unsupported backend {backend!r}")
+
+
+def read_page(
+    backend: Backend, after_position: int, limit: int, upto_position: int | None = None
+) -> list[ProjectedEvent]:
+    """Up to ``limit`` events after ``after_position`` (up to ``upto_position``), in order."""
+    params = (after_position, 2**62 if upto_position is None else upto_position, limit)
+    if isinstance(backend, PostgresBackend):
+        try:
+            with backend.pool.connection() as conn:
+                rows = conn.execute(PAGE_SQL, params, binary=True).fetchall()
+        except (psycopg.OperationalError, TimeoutError) as error:
+            raise StoreUnavailable(f"PostgreSQL read failed: {error}") from error
+        return [_event(row, row[9]) for row in rows]
+    if isinstance(backend, SqliteBackend):
+        rows = backend.reader().execute(PAGE_SQL.replace("%s", "?"), params).fetchall()
+        return [_event(row, datetime.fromisoformat(row[9])) for row in rows]
+    raise TypeError(f"unsupported backend {backend!r}")  # pragma: no cover
+
+
+def _event(row: Sequence[Any], recorded_at: datetime) -> ProjectedEvent:
+    return ProjectedEvent(
+        tenant=row[0],
+        stream_type=row[1],
+        stream_id=row[2],
+        seq=row[3],
+        position=row[4],
+        type=row[5],
+        class_version=row[6],
+        data=bytes(row[7]),
+        metadata=bytes(row[8]),
+        recorded_at=recorded_at,
+    )

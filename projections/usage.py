@@ -11,10 +11,11 @@ scope's first record), so a replacement never moves usage from one day to anothe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
-from projections.base import ProjectedEvent, Session, Table
+from projections.base import ProjectedEvent, Session, Table, upsert
 
 USAGE = Table(
     "usage_records",
@@ -46,38 +47,62 @@ def usage_day(event: ProjectedEvent) -> str:
     return event.recorded_at.astimezone(UTC).date().isoformat()
 
 
+COLUMNS = (
+    "tenant",
+    "stream_type",
+    "stream_id",
+    "scope_id",
+    "scope_kind",
+    "model",
+    *TOKEN_FIELDS,
+    "cost_usd",
+    "day",
+    "first_position",
+    "last_position",
+)
+REPLACED = ("model", *TOKEN_FIELDS, "cost_usd", "last_position")
+"""What a later record of a scope replaces (its kind, day and first position stay)."""
+KEPT = tuple(COLUMNS.index(column) for column in ("scope_kind", "day", "first_position"))
+
+
+def _values(event: ProjectedEvent) -> tuple[Any, ...]:
+    data = event.data
+    kind, scope_id = usage_scope(event.stream_type, data)
+    model = data.get("model")
+    return (
+        event.tenant,
+        event.stream_type,
+        event.stream_id,
+        scope_id,
+        kind,
+        model if isinstance(model, str) else None,
+        *(int(data.get(field) or 0) for field in TOKEN_FIELDS),
+        float(data.get("cost_usd") or 0.0),
+        usage_day(event),
+        event.position,
+        event.position,
+    )
+
+
 class UsageProjection:
     name = "usage"
     tables: tuple[Table, ...] = (USAGE,)
 
     def apply(self, session: Session, event: ProjectedEvent, names: dict[str, str]) -> None:
-        if event.type not in USAGE_EVENTS:
-            return
-        data = event.data
-        kind, scope_id = usage_scope(event.stream_type, data)
-        model = data.get("model")
-        session.execute(
-            f"INSERT INTO {names['usage_records']} (tenant, stream_type, stream_id, scope_id,"
-            " scope_kind, model, input_tokens, output_tokens, reasoning_tokens,"
-            " reasoning_replay_tokens, cost_usd, day, first_position, last_position)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (tenant, stream_type, stream_id, scope_id) DO UPDATE SET"
-            " model = excluded.model, input_tokens = excluded.input_tokens,"
-            " output_tokens = excluded.output_tokens,"
-            " reasoning_tokens = excluded.reasoning_tokens,"
-            " reasoning_replay_tokens = excluded.reasoning_replay_tokens,"
-            " cost_usd = excluded.cost_usd, last_position = excluded.last_position",
-            (
-                event.tenant,
-                event.stream_type,
-                event.stream_id,
-                scope_id,
-                kind,
-                model if isinstance(model, str) else None,
-                *(int(data.get(field) or 0) for field in TOKEN_FIELDS),
-                float(data.get("cost_usd") or 0.0),
-                usage_day(event),
-                event.position,
-                event.position,
-            ),
-        )
+        self.apply_page(session, (event,), names)
+
+    def apply_page(
+        self, session: Session, events: Sequence[ProjectedEvent], names: dict[str, str]
+    ) -> None:
+        """One upsert per page: a scope recorded twice in the page merges in memory first."""
+        rows: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        for event in events:
+            if event.type not in USAGE_EVENTS:
+                continue
+            values = _values(event)
+            earlier = rows.get(values[:4])
+            if earlier is not None:
+                kept = {index: earlier[index] for index in KEPT}
+                values = tuple(kept.get(i, value) for i, value in enumerate(values))
+            rows[values[:4]] = values
+        upsert(session, USAGE, names["usage_records"], COLUMNS, 4, list(rows.values()), REPLACED)

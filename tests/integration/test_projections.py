@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -188,3 +188,146 @@ async def test_one_runner_per_projection_is_active_on_postgres(pg_url: str) -> N
         b.stop()
         first.close()
         second.close()
+
+
+def _all_rows(ledger: Ledger, projection: Any) -> dict[str, list[tuple[Any, ...]]]:
+    with projection_transaction(ledger.backend) as session:
+        return {
+            table.name: sorted(session.fetchall(f"SELECT * FROM {table.name}"))
+            for table in projection.tables
+        }
+
+
+async def _mixed_history(ledger: Ledger) -> None:
+    """Every kind of thread event, several threads interleaved, a run, usage replaced."""
+    await _history(ledger, threads=3)
+    handlers = ledger.threads
+    ctx = _context()
+    for thread_id in ("thr_0", "thr_2"):
+        thread = await handlers.load("default", thread_id)
+        thread.decide_approval(
+            approval_id="a1",
+            turn_id="t1",
+            decision="approve",
+            remember_for_session=False,
+            actor="test",
+            now=thread.modified_on,
+        )
+        thread.record_usage(
+            turn_id="t1",
+            usage=Usage(input_tokens=7, output_tokens=3, cost_usd=0.125, model="m2"),
+            now=thread.modified_on,
+        )
+        await ledger.repository.save(thread, ctx, {})
+        await handlers.complete_turn(thread_id, "t1", CompleteTurn(status="completed"), ctx)
+    await handlers.start_turn("thr_1", StartTurn(turn_id="t2", executor_id="rt-2"), ctx)
+    await handlers.start_thread(StartThread(thread_id="thr_late", title="late"), ctx)
+
+
+async def test_a_page_of_mixed_events_gives_the_rows_of_one_event_at_a_time(
+    ledger: Ledger,
+) -> None:
+    await _mixed_history(ledger)
+    head = await ledger.store.max_position()
+    kinds = {e.type for e in await ledger.store.read_all(limit=head)}
+    assert {"ThreadStarted", "ApprovalDecided", "UsageRecorded", "TurnCompleted"} <= kinds
+    for projection in all_projections():
+        if not projection.tables:
+            continue
+        one_at_a_time = ProjectionRunner(ledger.backend, projection, batch=1)
+        assert one_at_a_time.reset() == head
+        expected = _all_rows(ledger, projection)
+        assert any(expected.values()), projection.name
+        for batch in (head, 7):  # one page holding everything; pages cutting threads apart
+            paged = ProjectionRunner(ledger.backend, projection, batch=batch)
+            assert paged.reset() == head
+            assert _all_rows(ledger, projection) == expected, (projection.name, batch)
+
+
+class _FragilePage(_Fragile):
+    """As :class:`_Fragile`, applying a page at once (counts summed in memory)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pages: list[int] = []
+
+    def apply_page(
+        self, session: Session, events: Sequence[ProjectedEvent], names: dict[str, str]
+    ) -> None:
+        self.pages.append(len(events))
+        counts: dict[str, int] = {}
+        for event in events:
+            if self.broken and event.type == "ItemAdded":
+                raise ValueError("cannot handle items")
+            counts[event.type] = counts.get(event.type, 0) + 1
+        for kind, n in counts.items():
+            session.execute(
+                f"INSERT INTO {names['fragile_counts']} (kind, n) VALUES (%s, %s)"
+                " ON CONFLICT (kind) DO UPDATE SET n = fragile_counts.n + excluded.n",
+                (kind, n),
+            )
+
+
+async def test_a_failure_inside_a_page_keeps_the_events_before_it_exactly_once(
+    ledger: Ledger,
+) -> None:
+    await _history(ledger, threads=2)
+    events = await ledger.store.read_all()
+    failing = next(e.position for e in events if e.type == "ItemAdded")
+    assert failing > 2
+    fragile = _FragilePage()
+    runner = ProjectionRunner(ledger.backend, fragile, batch=len(events))
+    runner.ensure_tables()
+    with pytest.raises(ProjectionFailed) as info:
+        runner.catch_up()
+    assert info.value.position == failing
+    status = runner.status()
+    assert (status.position, status.error_position) == (failing - 1, failing)
+    assert status.last_error is not None and "cannot handle items" in status.last_error
+    assert _counted(ledger) == failing - 1  # the events before it, committed once
+    with pytest.raises(ProjectionFailed):
+        runner.catch_up()  # the next page starts at the failing event, and fails there again
+    assert runner.position() == failing - 1 and _counted(ledger) == failing - 1
+
+    fragile.broken = False
+    runner.catch_up()
+    status = runner.status()
+    assert (status.position, status.last_error, status.error_position) == (
+        len(events),
+        None,
+        None,
+    )
+    assert _counted(ledger) == len(events)  # every event exactly once
+    assert fragile.pages[-1] == len(events) - failing + 1  # resumed as one page
+
+
+def _counted(ledger: Ledger) -> int:
+    with projection_transaction(ledger.backend) as session:
+        total = session.fetchone("SELECT coalesce(sum(n), 0) FROM fragile_counts")
+    return 0 if total is None else int(total[0])
+
+
+class _FailsInTheDatabase(_Fragile):
+    """Writes a page with one statement per event type; ItemAdded breaks a NOT NULL."""
+
+    def apply_page(
+        self, session: Session, events: Sequence[ProjectedEvent], names: dict[str, str]
+    ) -> None:
+        session.executemany(
+            f"INSERT INTO {names['fragile_counts']} (kind, n) VALUES (%s, %s)"
+            " ON CONFLICT (kind) DO UPDATE SET n = fragile_counts.n + 1",
+            [(e.type, None if e.type == "ItemAdded" else 1) for e in events],
+        )
+
+
+async def test_a_statement_failing_for_a_page_is_traced_to_its_event(ledger: Ledger) -> None:
+    await _history(ledger, threads=1)
+    events = await ledger.store.read_all()
+    failing = next(e.position for e in events if e.type == "ItemAdded")
+    runner = ProjectionRunner(ledger.backend, _FailsInTheDatabase(), batch=len(events))
+    runner.ensure_tables()
+    with pytest.raises(ProjectionFailed) as info:
+        runner.catch_up()
+    assert info.value.position == failing
+    assert runner.position() == failing - 1
+    assert _counted(ledger) == failing - 1
