@@ -40,7 +40,14 @@ import httpx
 import psycopg
 from benchlib import reads, service, writes
 from benchlib.common import Report, Row, all_met, at_least, at_most, fmt, progress
-from benchlib.data import Layout, ThreadEvents, build_long_thread, load_ours, load_stock
+from benchlib.data import (
+    Layout,
+    ThreadEvents,
+    build_long_run,
+    build_long_thread,
+    load_ours,
+    load_stock,
+)
 from benchlib.databases import (
     LOCAL_SERVER,
     Databases,
@@ -55,6 +62,7 @@ from infra.store.postgres import PostgresBackend
 from infra.store.sqlite import SqliteBackend
 
 LONG_THREAD = "thr_bench_long"
+LONG_RUN = "run_bench_long"
 PROJECTION = "thread_summaries"
 
 
@@ -145,6 +153,7 @@ class Bench:
         self.servers: list[service.Server] = []
         self.cleanups: list[Callable[[], None]] = []
         self.long_thread = False
+        self.long_run = 0
 
     def wants(self, *scenarios: str) -> bool:
         return self.only is None or any(s in self.only for s in scenarios)
@@ -192,19 +201,31 @@ class Bench:
             recorder, Layout(ours.events), self.events, "stock/postgres", cfg.load_budget * 1.5
         )
         self.long_thread = False
-        with self.scenario("long thread for scenario 7, through the repository"):
-            built = time.perf_counter()
-            asyncio.run(build_long_thread(ours_url, self.db.tmp, LONG_THREAD, cfg.long_thread))
-            self.long_thread = True
-            progress(
-                f"long thread of {cfg.long_thread:,} events saved through the repository"
-                f" in {time.perf_counter() - built:.1f}s"
-            )
+        self.long_run = 0
+        if self.wants("4", "7", "9"):
+            with self.scenario("long run for scenario 7, through the repository"):
+                built = time.perf_counter()
+                self.long_run = asyncio.run(
+                    build_long_run(ours_url, self.db.tmp, LONG_RUN, cfg.long_thread)
+                )
+                progress(
+                    f"long run of {self.long_run:,} events saved through the repository"
+                    f" in {time.perf_counter() - built:.1f}s"
+                )
+            with self.scenario("long thread for scenario 7, through the repository"):
+                built = time.perf_counter()
+                asyncio.run(build_long_thread(ours_url, self.db.tmp, LONG_THREAD, cfg.long_thread))
+                self.long_thread = True
+                progress(
+                    f"long thread of {cfg.long_thread:,} events saved through the repository"
+                    f" in {time.perf_counter() - built:.1f}s"
+                )
         self.sizes["postgres"] = {
             "events": ours.events,
             "streams": min(ours.streams, stock.streams),
             "stock_events": stock.events,
-            "long_thread_events": cfg.long_thread,
+            "long_thread_events": cfg.long_thread if self.long_thread else 0,
+            "long_run_events": self.long_run,
             "complete": ours.complete and stock.complete,
         }
         self._load_row("postgres", ours, stock)
@@ -505,16 +526,20 @@ class Bench:
         progress(f"ledger serve ready in {ready:.1f}s (pid {server.pid}, {server.url})")
         try:
             with httpx.Client(base_url=server.url, timeout=30.0) as client:
-                service.warm_requests(
-                    client, LONG_THREAD if self.long_thread else None, cfg.long_thread
-                )
+                warm = []
+                if self.long_thread:
+                    warm.append((f"/v1/threads/{LONG_THREAD}", cfg.long_thread))
+                if self.long_run:
+                    warm.append((f"/v1/runs/{LONG_RUN}", self.long_run))
+                service.warm_requests(client, warm)
                 time.sleep(0.5)
                 rss = server.rss_mib()
                 size = self.sizes["postgres"]
+                stored = size["events"] + size["long_thread_events"] + size["long_run_events"]
                 self.report.add(
                     Row(
                         "9",
-                        f"service memory, {size['events'] + cfg.long_thread:,}-event store",
+                        f"service memory, {stored:,}-event store",
                         "postgres",
                         "RSS MiB",
                         rss,
@@ -524,32 +549,8 @@ class Bench:
                         note="VmRSS of ledger serve after startup and a few requests",
                     )
                 )
-                if self.wants("7") and self.long_thread:
-                    with self.scenario("7 /at/{seq}"):
-                        at = service.time_travel(
-                            client, LONG_THREAD, cfg.long_thread, cfg.at_requests, cfg.at_budget
-                        )
-                        name = (
-                            f"GET /v1/threads/{{id}}/at/{{seq}}, {cfg.long_thread:,}-event thread"
-                        )
-                        snapshots = _snapshots_of(url, LONG_THREAD)
-                        note = (
-                            f"{len(at.samples)} sequential HTTP requests at random seqs;"
-                            f" snapshots stored for the thread: {snapshots}"
-                        )
-                        self.report.add(Row("7", name, "postgres", "p50 ms", at.p50_ms, note=note))
-                        self.report.add(
-                            Row(
-                                "7",
-                                name,
-                                "postgres",
-                                "p99 ms",
-                                at.p99_ms,
-                                None,
-                                "<= 20 ms",
-                                at_most(at.p99_ms, 20),
-                            )
-                        )
+                if self.wants("7"):
+                    self._time_travel(url, client)
                 if self.wants("4"):
                     with self.scenario("4 HTTP commands"):
                         self._http_load(server, client)
@@ -566,6 +567,33 @@ class Bench:
             )
         finally:
             server.stop()
+
+    def _time_travel(self, url: str, client: httpx.Client) -> None:
+        """Scenario 7 on the long run (the issue's figure), then on the long thread (extra)."""
+        cfg = self.config
+        streams = []
+        if self.long_run:
+            streams.append(("runs", LONG_RUN, self.long_run, "run", True))
+        if self.long_thread:
+            streams.append(("threads", LONG_THREAD, cfg.long_thread, "thread", False))
+        for collection, stream_id, count, noun, primary in streams:
+            with self.scenario(f"7 /at/{{seq}} on a {noun}"):
+                path = f"/v1/{collection}/{stream_id}"
+                at = service.time_travel(client, path, count, cfg.at_requests, cfg.at_budget)
+                name = f"GET /v1/{collection}/{{id}}/at/{{seq}}, {count:,}-event {noun}"
+                note = (
+                    f"{len(at.samples)} sequential HTTP requests at random seqs;"
+                    f" snapshots stored for the {noun}: {_snapshots_of(url, stream_id)};"
+                    f" response body at the last seq {at.last_body_bytes:,} bytes"
+                )
+                target, met = ("<= 20 ms", at_most(at.p99_ms, 20)) if primary else ("", None)
+                extra = {"stream": noun, "events": count}
+                self.report.add(
+                    Row("7", name, "postgres", "p50 ms", at.p50_ms, note=note, extra=extra)
+                )
+                self.report.add(
+                    Row("7", name, "postgres", "p99 ms", at.p99_ms, None, target, met, extra=extra)
+                )
 
     def _http_load(self, server: service.Server, client: httpx.Client) -> None:
         cfg = self.config

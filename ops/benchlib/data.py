@@ -10,8 +10,9 @@ checked by mapping it back to domain events before anything is written.
 Layout of a bulk load: ``events / 100`` streams of 100 events each, in blocks of
 1,000 streams; within a block, streams advance in rounds of 10 events, 100
 streams per commit (1,000 events per commit), so each stream's events are spread
-over the log as concurrent agents would leave them. The long thread of scenario 7
-is built differently: by the domain's own methods, saved through the repository.
+over the log as concurrent agents would leave them. The long run (and the long
+thread) of scenario 7 are built differently: by the domain's own methods, one save
+through the repository per command, as the HTTP commands would.
 """
 
 from __future__ import annotations
@@ -336,6 +337,129 @@ async def build_long_thread(url: str, workdir: Path, thread_id: str, count: int)
     finally:
         await ledger.store.close()
     return written
+
+
+RUN_NODES = 100
+RUN_CHAINS = 10
+FEEDBACK_ROUNDS = 12
+CHUNKS_PER_FEEDBACK = 6
+
+
+def long_run_workflow(nodes: int = RUN_NODES, chains: int = RUN_CHAINS) -> dict[str, Any]:
+    """``chains`` lines of tasks, each node's ``out`` port bound to the next one's input."""
+    spec: list[dict[str, Any]] = []
+    edges: list[dict[str, Any]] = []
+    for index in range(nodes):
+        ui: dict[str, Any] = {"outputPorts": [{"key": "out", "binding": {"path": "/results/step"}}]}
+        if index >= chains:
+            ui["inputPorts"] = [{"key": "in", "binding": {"path": "/parameters/previous_step"}}]
+            source = {"node": f"n{index - chains}", "port": "out"}
+            edges.append({"source": source, "target": {"node": f"n{index}", "port": "in"}})
+        spec.append({"id": f"n{index}", "type": "task", "parameters": {"index": index}, "ui": ui})
+    return {"id": "wf_bench", "nodes": spec, "edges": edges}
+
+
+async def build_long_run(url: str, workdir: Path, run_id: str, count: int) -> int:
+    """One run of about ``count`` events, driven as a worker would over HTTP: claims, acks,
+    feedback (a result delta and log chunks each), usage and results, one repository save
+    per command. ``count`` / 100 nodes of about 100 events each; returns the events written."""
+    from commands.ports import CommandContext
+    from domain.run import Run
+    from domain.run_state import NodeUsage
+    from domain.workflow import definition_hash
+    from infra.bootstrap import Ledger
+    from infra.config import Settings
+
+    ledger = Ledger(Settings(database_url=url, workspace=workdir))
+    ledger.backend.migrate()
+    await ledger.store.open()
+    running = asyncio.all_tasks()
+    context = CommandContext(tenant=TENANT, actor="bench", correlation_id="bench-long-run")
+    clock = datetime.now(UTC)
+    tick = timedelta(milliseconds=50)
+    nodes = max(1, count // 100)
+    flow = long_run_workflow(nodes, min(RUN_CHAINS, nodes))
+    dispatches = iter(range(1, 10**9))
+
+    async def save(run: Run) -> None:
+        await ledger.repository.save(run, context, {})
+
+    try:
+        run = Run.create(
+            run_id=run_id,
+            client_id="bench",
+            executor_id="bench-executor",
+            workspace=None,
+            automation_id="bench-automation",
+            trigger={"kind": "bench"},
+            max_attempts=1,
+            workflow=flow,
+            definition_hash=definition_hash(flow),
+            now=clock,
+        )
+        await save(run)
+        while not run.terminal:
+            clock += tick
+            claimed = run.claim(
+                worker_id="bench-worker",
+                limit=RUN_CHAINS,
+                ack_timeout=timedelta(seconds=30),
+                new_dispatch_id=lambda: f"dsp_{next(dispatches)}",
+                now=clock,
+            )
+            if not claimed:
+                raise RuntimeError(f"{run_id}: nothing to claim while {run.status}")
+            await save(run)
+            for task_id in claimed:
+                await _drive_node(run, task_id, clock, save, NodeUsage)
+                clock += tick
+    finally:
+        await ledger.snapshots.drain()
+        side_jobs = [t for t in asyncio.all_tasks() - running if not t.done()]
+        if side_jobs:
+            await asyncio.wait(side_jobs, timeout=10)
+        await ledger.store.close()
+    return run.version
+
+
+async def _drive_node(run: Any, task_id: str, now: datetime, save: Any, usage_of: Any) -> None:
+    dispatch_id = str(run.nodes[task_id].dispatch_id)
+    run.acknowledge(
+        task_id=task_id, dispatch_id=dispatch_id, worker_id="bench-worker", now=now, launching=False
+    )
+    await save(run)
+    for step in range(1, FEEDBACK_ROUNDS + 1):
+        chunks = [
+            {"channel": "stdout", "text": f"{task_id} step {step} line {line}: " + OUTPUT}
+            for line in range(CHUNKS_PER_FEEDBACK)
+        ]
+        run.record_feedback(
+            task_id=task_id,
+            dispatch_id=dispatch_id,
+            feedback_id=f"{task_id}_fb_{step}",
+            stage="working",
+            progress=step / FEEDBACK_ROUNDS,
+            message=f"step {step} of {FEEDBACK_ROUNDS}",
+            metadata={"results": {"step": step}},
+            metrics={"lines": step * CHUNKS_PER_FEEDBACK},
+            chunks=chunks,
+            usage=None,
+            now=now,
+        )
+        await save(run)
+    run.record_result(
+        task_id=task_id,
+        dispatch_id=dispatch_id,
+        status="succeeded",
+        result=None,
+        error=None,
+        metadata={"exit_code": 0},
+        artifacts=[],
+        duration_ms=1200,
+        usage=usage_of(input_tokens=1200, output_tokens=300, cost_usd=0.0125, model="bench"),
+        now=now,
+    )
+    await save(run)
 
 
 def load_stock(

@@ -119,12 +119,11 @@ class Server:
 # scenario 9 and 7 ---------------------------------------------------------------
 
 
-def warm_requests(client: httpx.Client, long_thread: str | None, long_count: int) -> None:
-    """A few ordinary requests before memory is read."""
+def warm_requests(client: httpx.Client, long_streams: list[tuple[str, int]]) -> None:
+    """A few ordinary requests before memory is read (``long_streams``: path, events)."""
     paths = ["/v1/threads?limit=50"]
-    if long_thread is not None:
-        thread = f"/v1/threads/{long_thread}"
-        paths += [thread, f"{thread}/at/{long_count // 2}", f"{thread}/events?since_seq=10"]
+    for stream, count in long_streams:
+        paths += [stream, f"{stream}/at/{count // 2}", f"{stream}/events?since_seq=10"]
     for _ in range(3):
         _expect(client.post("/v1/threads", content=b"{}"), 201)
     for path in paths:
@@ -142,6 +141,7 @@ def _expect(response: httpx.Response, status: int) -> None:
 @dataclass
 class AtResult:
     samples: list[float]
+    last_body_bytes: int
 
     @property
     def p50_ms(self) -> float:
@@ -153,22 +153,25 @@ class AtResult:
 
 
 def time_travel(
-    client: httpx.Client, thread: str, count: int, requests: int, budget: float
+    client: httpx.Client, stream: str, count: int, requests: int, budget: float
 ) -> AtResult:
-    """GET ``/v1/threads/{id}/at/{seq}`` at random seqs, one request at a time."""
+    """GET ``{stream}/at/{seq}`` (``stream`` e.g. ``/v1/runs/run_1``) at random seqs, one
+    request at a time; also reports the body size at the last seq."""
     rng = random.Random(7)
     samples: list[float] = []
     deadline = Deadline(budget)
     for _ in range(requests):
         seq = rng.randint(1, count)
         started = time.perf_counter()
-        response = client.get(f"/v1/threads/{thread}/at/{seq}")
+        response = client.get(f"{stream}/at/{seq}")
         samples.append(time.perf_counter() - started)
         if response.status_code != 200:
             raise RuntimeError(f"/at/{seq} answered {response.status_code}: {response.text[:200]}")
         if deadline.expired and len(samples) >= 20:
             break
-    return AtResult(samples)
+    last = client.get(f"{stream}/at/{count}")
+    _expect(last, 200)
+    return AtResult(samples, len(last.content))
 
 
 # scenario 4 -------------------------------------------------------------------
