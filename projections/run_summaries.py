@@ -11,12 +11,13 @@ rows that changed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from domain.run import Run
 from domain.run_state import NodeState
-from projections.base import ProjectedEvent, Session, Table
+from projections.base import ProjectedEvent, Session, Table, upsert
 from projections.run_fold import RUN_STREAM, FoldedRun, RunFolder
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -172,6 +173,35 @@ class RunSummaries:
         self._upsert_summary(session, folded.run, event, names["run_summaries"])
         self._sync_dispatches(session, folded, event, names["run_dispatches"])
 
+    def apply_page(
+        self, session: Session, events: Sequence[ProjectedEvent], names: dict[str, str]
+    ) -> None:
+        """As ``apply`` for each event, writing each run's rows once per page: its summary
+        as after its last event here, its dispatch rows as they end up."""
+        summaries, dispatches = names["run_summaries"], names["run_dispatches"]
+        touched: dict[tuple[str, str], tuple[FoldedRun, ProjectedEvent, int]] = {}
+        before: dict[tuple[str, str], dict[str, DispatchRow] | None] = {}
+        for event in events:
+            if event.stream_type != RUN_STREAM:
+                continue
+            key = (event.tenant, event.stream_id)
+            folded = self.folder.fold(session, event, summaries)
+            if key not in touched:
+                before[key] = folded.memo.get("dispatches")
+                touched[key] = (folded, event, event.position)
+            else:
+                touched[key] = (folded, event, touched[key][2])
+        if not touched:
+            return
+        rows = [
+            (tenant, folded.run.id, *summary_values(folded.run, last), first_position)
+            for (tenant, _), (folded, last, first_position) in touched.items()
+        ]
+        columns = ("tenant", "run_id", *SUMMARY_COLUMNS, "created_position")
+        upsert(session, SUMMARIES, summaries, columns, 2, rows, SUMMARY_COLUMNS)
+        for key, (folded, _, _) in touched.items():
+            self._write_dispatches(session, key, before[key], folded, dispatches)
+
     def _upsert_summary(
         self, session: Session, run: Run, event: ProjectedEvent, table: str
     ) -> None:
@@ -188,7 +218,18 @@ class RunSummaries:
         self, session: Session, folded: FoldedRun, event: ProjectedEvent, table: str
     ) -> None:
         key = (event.tenant, event.stream_id)
-        before: dict[str, DispatchRow] | None = folded.memo.get("dispatches")
+        self._write_dispatches(session, key, folded.memo.get("dispatches"), folded, table)
+
+    def _write_dispatches(
+        self,
+        session: Session,
+        key: tuple[str, str],
+        before: dict[str, DispatchRow] | None,
+        folded: FoldedRun,
+        table: str,
+    ) -> None:
+        """Make the run's dispatch rows those of ``folded.run``; ``before`` is what the table
+        holds (None: unknown, read it)."""
         if before is None:  # refolded: what the table holds is what was written
             before = {
                 row[0]: tuple(row[1:])
