@@ -58,13 +58,20 @@ class Snapshots:
         """
         if self.every <= 0 or aggregate.version // self.every == previous_version // self.every:
             return
+        try:
+            state = self._codec.encode(aggregate)
+        except (ValueError, TypeError) as error:  # the command itself was committed
+            log.warning(
+                "snapshot of %s at %s not taken: %s", aggregate.id, aggregate.version, error
+            )
+            return
         row = (
             tenant,
             aggregate.id,
             aggregate.version,
             type(aggregate).__name__,
             SNAPSHOT_VERSION,
-            self._codec.encode(aggregate),
+            state,
         )
         task = asyncio.get_running_loop().create_task(asyncio.to_thread(self._write, row))
         self._writes.add(task)

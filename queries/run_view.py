@@ -3,13 +3,12 @@ between two seqs of one run."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from domain.run import Run
 from domain.run_record import as_ms
-from domain.run_state import Gate, NodeState, NodeUsage
+from domain.run_state import Gate, LifecycleEntry, NodeState, NodeUsage
 
 
 def _time(moment: datetime | None) -> str | None:
@@ -85,6 +84,18 @@ def gate_view(run: Run, gate: Gate) -> dict[str, Any]:
     }
 
 
+def lifecycle_view(entry: LifecycleEntry) -> dict[str, Any]:
+    """One ``lifecycle_history`` line. Built by hand: ``dataclasses.asdict`` deep-copies each
+    entry, which made up most of ``/at/{seq}`` on a run of 10,000 events."""
+    return {
+        "event": entry.event,
+        "recorded_at_ms": entry.recorded_at_ms,
+        "detail": entry.detail,
+        "stop_kind": entry.stop_kind,
+        "metadata": entry.metadata,
+    }
+
+
 def run_view(run: Run) -> dict[str, Any]:
     gate = run.awaiting_gate
     return {
@@ -110,7 +121,7 @@ def run_view(run: Run) -> dict[str, Any]:
         "awaiting_gate": None if gate is None else gate_view(run, gate),
         "pending_gates": [gate_view(run, run.gates[t]) for t in run.gate_queue],
         "gate_history": run.gate_history,
-        "lifecycle_history": [asdict(entry) for entry in run.lifecycle],
+        "lifecycle_history": [lifecycle_view(entry) for entry in run.lifecycle],
         "frames": list(run.frame_stack),
         "revision": run.revision,
         "sessions": list(run.sessions),
