@@ -66,7 +66,14 @@ class CommandContext:
 class Repository(Protocol):
     """Loads aggregates by folding their stream; saves their new events through the append port."""
 
-    async def load(self, tenant: str, stream_id: str) -> LedgerAggregate | None: ...
+    async def load(
+        self, tenant: str, stream_id: str, *, verify: bool = True
+    ) -> LedgerAggregate | None:
+        """The aggregate as stored. ``verify=False`` may answer from a cache without checking
+        for events appended since by another instance (a command's append then conflicts)."""
+
+    def is_cached(self, tenant: str, stream_id: str) -> bool:
+        """Whether an unverified load would answer from the cache."""
 
     async def save(
         self, aggregate: LedgerAggregate, context: CommandContext, body: dict[str, Any]

@@ -35,7 +35,7 @@ from commands.thread_commands import (
     StartThread,
     StartTurn,
 )
-from domain.errors import LifecycleConflict, NotFound
+from domain.errors import DomainError, LifecycleConflict, NotFound
 from domain.thread import Approval, Thread, Usage
 
 MAX_ATTEMPTS = 10
@@ -235,17 +235,27 @@ class ThreadHandlers:
         if replayed is not None:
             return replayed
         async with self._locks.hold(context.tenant, thread_id):
+            verify = not self._repository.is_cached(context.tenant, thread_id)
             for _ in range(MAX_ATTEMPTS):
-                thread = await self.load(context.tenant, thread_id)
-                body = decide(thread)
+                thread = await self.load(context.tenant, thread_id, verify=verify)
+                try:
+                    body = decide(thread)
+                except DomainError:
+                    if verify:
+                        raise
+                    verify = True  # refused on the cached state: decide on the stored one
+                    continue
+                verify = True
                 try:
                     return await self._repository.save(thread, context, body)
                 except ConcurrencyConflict:
                     continue  # another Ledger instance appended first: decide again
         raise LifecycleConflict(f"thread {thread_id} is changing too fast; retry the command")
 
-    async def load(self, tenant: str, thread_id: str) -> Thread:
-        aggregate = await self._repository.load(tenant, thread_id)
+    async def load(self, tenant: str, thread_id: str, *, verify: bool = True) -> Thread:
+        """The thread as stored; ``verify=False``: as cached, when it is (commands only: their
+        append conflicts, and a refusal is decided again on the stored state)."""
+        aggregate = await self._repository.load(tenant, thread_id, verify=verify)
         if not isinstance(aggregate, Thread):
             raise NotFound(f"no thread {thread_id}", thread_id=thread_id)
         return aggregate

@@ -34,12 +34,20 @@ class EventSourcedRepository:
         self._snapshots = snapshots
 
     async def load(
-        self, tenant: str, stream_id: str, *, upto_seq: int | None = None
+        self,
+        tenant: str,
+        stream_id: str,
+        *,
+        upto_seq: int | None = None,
+        verify: bool = True,
     ) -> LedgerAggregate | None:
         """The aggregate as its stream (up to ``upto_seq``) folds to; always a fresh copy.
 
         Starts from the cached state or the latest snapshot at or below ``upto_seq``
         and folds only the events after it, so the cost does not grow with history.
+        With ``verify=False`` a cached aggregate is returned without reading the events
+        another instance may have appended since: for a command, whose append at the
+        loaded version fails if the stream moved (see :meth:`is_cached`).
         """
         if upto_seq is not None:
             return await self._fold_from_snapshot(tenant, stream_id, upto_seq)
@@ -51,10 +59,16 @@ class EventSourcedRepository:
                 return None
             self._cache.put(key, self._cache.copy(aggregate))
             return aggregate
+        if not verify:
+            return self._cache.copy(cached)
         newer = await self._store.read_stream(tenant, stream_id, after_seq=cached.version)
         for record in newer:  # committed events: safe to advance the cached state itself
             self._mapper.to_domain_event(record).mutate(cached)
         return self._cache.copy(cached)
+
+    def is_cached(self, tenant: str, stream_id: str) -> bool:
+        """Whether ``load(..., verify=False)`` would answer from the cache, unverified."""
+        return self._cache.get((tenant, stream_id)) is not None
 
     async def _fold_from_snapshot(
         self, tenant: str, stream_id: str, upto_seq: int | None

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from commands.ports import CommandContext, ConcurrencyConflict
-from commands.thread_commands import AddItem, StartThread, StartTurn
+from commands.thread_commands import AddItem, CompleteTurn, StartThread, StartTurn
 from domain.errors import LifecycleConflict
 from domain.thread import Thread
 from infra.bootstrap import Ledger
@@ -93,3 +93,47 @@ async def test_a_refused_command_leaves_the_cache_as_it_was(
     loaded.end_turn(turn_id="t1", status="completed", error=None, now=loaded.modified_on)
     again = await _thread(a, "thr_1")
     assert again.turns["t1"].status == "in_progress"
+
+
+async def test_a_command_on_a_cached_thread_reads_no_events(
+    two_instances: tuple[Ledger, Ledger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _ = two_instances
+    await a.threads.start_thread(StartThread(thread_id="thr_1"), CTX)
+    await a.threads.start_turn("thr_1", StartTurn(turn_id="t1"), CTX)
+    reads: list[str] = []
+    read_stream = a.store.read_stream
+
+    async def counted(tenant: str, stream_id: str, **kwargs: object) -> object:
+        reads.append(stream_id)
+        return await read_stream(tenant, stream_id, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(a.store, "read_stream", counted)
+    await a.threads.add_item("thr_1", "t1", AddItem(item_id="i1", kind="message"), CTX)
+    assert reads == []  # the append at the cached version is the check
+    assert (await _thread(a, "thr_1")).version == 3
+
+
+async def test_a_command_refused_on_a_stale_cached_thread_is_decided_on_the_stored_one(
+    two_instances: tuple[Ledger, Ledger],
+) -> None:
+    a, b = two_instances
+    await a.threads.start_thread(StartThread(thread_id="thr_1"), CTX)
+    await a.threads.start_turn("thr_1", StartTurn(turn_id="t1"), CTX)  # cached in a: t1 active
+    await b.threads.complete_turn("thr_1", "t1", CompleteTurn(status="completed"), CTX)
+    saved = await a.threads.start_turn("thr_1", StartTurn(turn_id="t2"), CTX)
+    assert saved.seq == 4
+    with pytest.raises(LifecycleConflict):  # refused on the stored state too: refused
+        await a.threads.start_turn("thr_1", StartTurn(turn_id="t3"), CTX)
+
+
+async def test_a_command_on_a_stale_cached_thread_lands_after_the_other_instances_events(
+    two_instances: tuple[Ledger, Ledger],
+) -> None:
+    a, b = two_instances
+    await a.threads.start_thread(StartThread(thread_id="thr_1"), CTX)
+    await a.threads.start_turn("thr_1", StartTurn(turn_id="t1"), CTX)
+    await b.threads.add_item("thr_1", "t1", AddItem(item_id="i1", kind="message"), CTX)
+    saved = await a.threads.add_item("thr_1", "t1", AddItem(item_id="i2", kind="message"), CTX)
+    assert saved.seq == 4
+    assert list((await _thread(b, "thr_1")).items) == ["i1", "i2"]

@@ -30,8 +30,13 @@ class InMemoryRepository:
     streams: dict[tuple[str, str], list[Appended]] = field(default_factory=dict)
     position: int = 0
 
-    async def load(self, tenant: str, stream_id: str) -> LedgerAggregate | None:
+    async def load(
+        self, tenant: str, stream_id: str, *, verify: bool = True
+    ) -> LedgerAggregate | None:
         return fold([a.event for a in self.streams.get((tenant, stream_id), [])])
+
+    def is_cached(self, tenant: str, stream_id: str) -> bool:
+        return False
 
     async def save(
         self, aggregate: LedgerAggregate, context: CommandContext, body: dict[str, Any]
