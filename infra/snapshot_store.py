@@ -39,7 +39,9 @@ class Snapshots:
         self, tenant: str, stream_id: str, upto_seq: int | None
     ) -> LedgerAggregate | None:
         rows = await self._store.fetch(
-            SELECT_LATEST, [tenant, stream_id, NO_LIMIT if upto_seq is None else upto_seq]
+            SELECT_LATEST,
+            [tenant, stream_id, NO_LIMIT if upto_seq is None else upto_seq],
+            binary=True,  # a state of a few MB: hex text would double it and cost its decoding
         )
         if not rows or rows[0][1] != SNAPSHOT_VERSION:
             return None

@@ -134,9 +134,12 @@ class EventStore:
     async def ping(self) -> None:
         await self.reader.ping()
 
-    async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        """Rows of a read-model query (``%s`` placeholders, on either backend)."""
-        return await self.reader.fetch(sql, params)
+    async def fetch(
+        self, sql: str, params: Sequence[object] = (), *, binary: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """Rows of a read-model query (``%s`` placeholders, on either backend); ``binary``:
+        PostgreSQL sends the rows in its binary format (large ``bytea`` without hex)."""
+        return await self.reader.fetch(sql, params, binary=binary)
 
 
 def _ignore(value: float) -> None:

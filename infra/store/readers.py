@@ -61,8 +61,11 @@ class AsyncReader(Protocol):
 
     async def ping(self) -> None: ...
 
-    async def fetch(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
-        """Rows of a read-model query written with ``%s`` placeholders."""
+    async def fetch(
+        self, sql: str, params: Sequence[object], *, binary: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """Rows of a read-model query written with ``%s`` placeholders (``binary``: in
+        PostgreSQL's binary format; the values are the same)."""
         ...
 
 
@@ -120,7 +123,9 @@ class InlineSqliteReader:
     async def ping(self) -> None:
         self._backend.ping()
 
-    async def fetch(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+    async def fetch(
+        self, sql: str, params: Sequence[object], *, binary: bool = False
+    ) -> list[tuple[Any, ...]]:
         rows = self._backend.reader().execute(sql.replace("%s", "?"), params).fetchall()
         return [tuple(row) for row in rows]
 
@@ -195,5 +200,7 @@ class AsyncPostgresReader:
     async def ping(self) -> None:
         await self._fetch("SELECT 1", [])
 
-    async def fetch(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
-        return await self._fetch(sql, params)
+    async def fetch(
+        self, sql: str, params: Sequence[object], *, binary: bool = False
+    ) -> list[tuple[Any, ...]]:
+        return await self._fetch(sql, params, binary=binary)
