@@ -20,6 +20,7 @@ from infra.auth import SCOPES, new_token, startup_problem, startup_warnings, val
 from infra.bootstrap import Ledger, all_projections
 from infra.config import ConfigError, Settings, is_loopback
 from infra.export_cli import EXPORT_COMMANDS, add_export_parsers, run_export_command
+from infra.gc_tuning import tune_for_service
 from infra.policies import Recovery
 from infra.projection_runner import ProjectionFailed, ProjectionRunner, ProjectionService
 from infra.store.backend import Backend
@@ -232,6 +233,7 @@ def _serve(settings: Settings) -> int:
         return 2
     app = create_app(settings)
     ledger = app.state.ledger
+    tune_for_service()
     config = uvicorn.Config(
         app,
         host=settings.host,
