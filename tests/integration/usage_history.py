@@ -148,24 +148,26 @@ async def record_mixed_history(
     return position
 
 
+def _no_workspace(raw: str | None) -> str:
+    """No workspace: these runs write no status.json (the tests' working directory is the
+    checkout)."""
+    return ""
+
+
 async def _run_in_flight(ledger: Ledger, clock: ManualClock, n: int) -> int:
     """A run of two nodes whose first is dispatched and acknowledged; the last position.
 
     Claimed on the run itself (not through ``POST /v1/dispatch/claim``, which reads the
     run read models that some tests here stop)."""
-    runs = RunHandlers(
-        ledger.repository,
-        ledger.run_reads,
-        clock,
-        WorkspaceRoot(ledger.settings.workspace),
-        timedelta(seconds=30),
-    )
     workflow = {
         "id": "wf",
         "nodes": [{"id": "a", "type": "task"}, {"id": "b", "type": "task"}],
         "edges": [{"source": {"node": "a"}, "target": {"node": "b"}}],
     }
     run_id = f"run_{n}"
+    runs = RunHandlers(
+        ledger.repository, ledger.run_reads, clock, _no_workspace, timedelta(seconds=30)
+    )
     await runs.start_run(StartRun(run_id=run_id, client_id="c1", workflow=workflow), context())
     run = await runs.load("default", run_id)
     run.claim(
