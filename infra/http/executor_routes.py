@@ -14,41 +14,32 @@ from commands.executor_commands import (
     ExecutorCommand,
     RecordHeartbeat,
 )
-from commands.ports import CommandContext, ReadModelBehind, Saved
+from commands.ports import CommandContext, ReadModelBehind
 from domain.executor import RecoveryKind
 from infra.http.endpoint import Endpoint
 from infra.http.errors import ApiError
 from infra.http.executor_schemas import HeartbeatResponse, RecoveryResponse
 from infra.http.requests import command_context, read_command, valid_executor_id
-from infra.http.wire import JSON
+from infra.http.service import command_answer, ledger_of
 
 if TYPE_CHECKING:
     from infra.bootstrap import Ledger
 
 
-def _ledger(request: Request) -> Ledger:
-    return request.app.state.ledger  # type: ignore[no-any-return]
-
-
 async def _read(
     request: Request, model: type[ExecutorCommand]
 ) -> tuple[Ledger, str, CommandContext]:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     executor_id = valid_executor_id(request.path_params["executor_id"])
     _, canonical = await read_command(request, model, ledger.settings.max_body_bytes)
     return ledger, executor_id, command_context(request, canonical)
-
-
-def _answer(saved: Saved) -> Response:
-    headers = {"Idempotent-Replayed": "true"} if saved.replayed else None
-    return JSON(saved.body, status_code=200, headers=headers)
 
 
 async def heartbeat(request: Request) -> Response:
     ledger, executor_id, context = await _read(request, RecordHeartbeat)
     # The path names the executor the heartbeat renews, whatever a header says.
     saved = await ledger.executors.heartbeat(executor_id, replace(context, executor_id=executor_id))
-    return _answer(saved)
+    return command_answer(saved)
 
 
 async def _recover(request: Request, model: type[ExecutorCommand], kind: RecoveryKind) -> Response:
@@ -57,7 +48,7 @@ async def _recover(request: Request, model: type[ExecutorCommand], kind: Recover
         saved = await ledger.executors.recover(executor_id, kind, context)
     except ReadModelBehind as error:
         raise ApiError(503, "read_model_behind", str(error)) from error
-    return _answer(saved)
+    return command_answer(saved)
 
 
 async def restarted(request: Request) -> Response:

@@ -20,6 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from infra.http.endpoint import Endpoint
 from infra.http.limits import MAX_EXPORT_EVENTS, MAX_INT64
 from infra.http.requests import read_query
+from infra.http.service import ledger_of
 from infra.log_export import export_line
 from infra.store.errors import StoreError
 from infra.store.records import RecordedEvent
@@ -40,10 +41,6 @@ class ExportQuery(BaseModel):
     limit: int | None = Field(
         None, ge=1, le=MAX_EXPORT_EVENTS, description="at most this many events (default: all)"
     )
-
-
-def _ledger(request: Request) -> Ledger:
-    return request.app.state.ledger  # type: ignore[no-any-return]
 
 
 async def _lines(
@@ -78,7 +75,7 @@ def _page_size(left: int | None) -> int:
 
 
 async def get_export(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     query = read_query(request, ExportQuery)
     tenant = ledger.tenant(request)
     head = await ledger.store.max_position()

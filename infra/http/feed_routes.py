@@ -29,6 +29,7 @@ from infra.http.limits import MAX_FEED_PAGE_SIZE, MAX_INT64
 from infra.http.paths import path_ids
 from infra.http.requests import read_query
 from infra.http.schemas import FeedPage
+from infra.http.service import ledger_of
 from infra.http.wire import JSON, event_wire
 from infra.store.records import RecordedEvent
 
@@ -61,12 +62,8 @@ class TailQuery(BaseModel):
     stream_type: str | None = Field(None, max_length=64, pattern=STREAM_TYPE_PATTERN)
 
 
-def _ledger(request: Request) -> Ledger:
-    return request.app.state.ledger  # type: ignore[no-any-return]
-
-
 async def get_feed(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     query = read_query(request, FeedQuery)
     events = await ledger.store.read_all(
         after_position=query.after,
@@ -162,7 +159,7 @@ def _stream_response(frames: AsyncIterator[bytes]) -> Response:
 
 
 async def tail_feed(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     query = read_query(request, TailQuery)
     resume = _resume_point(request, query.after)
     start = resume if resume is not None else await ledger.store.max_position()
@@ -183,7 +180,7 @@ async def tail_feed(request: Request) -> Response:
 
 def _stream_tail(stream_type: str, id_param: str) -> Callable[[Request], Awaitable[Response]]:
     async def tail_stream(request: Request) -> Response:
-        ledger = _ledger(request)
+        ledger = ledger_of(request)
         stream_id = path_ids(request)[id_param]
         query = read_query(request, TailQuery)
         tenant = ledger.tenant(request)

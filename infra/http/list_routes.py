@@ -21,6 +21,7 @@ from infra.http.limits import MAX_INT64, MAX_PAGE_SIZE
 from infra.http.paths import ID_PATTERN
 from infra.http.requests import read_query
 from infra.http.schemas import ApprovalPage, ProjectionsResponse, ThreadPage
+from infra.http.service import ledger_of
 from infra.http.wire import JSON
 from queries.pagination import BadCursor
 from queries.thread_list import list_pending_approvals, list_threads
@@ -46,10 +47,6 @@ class ThreadListQuery(ListQuery):
 
 class ApprovalListQuery(ListQuery):
     thread_id: str | None = Field(None, max_length=128, pattern=ID_PATTERN)
-
-
-def _ledger(request: Request) -> Ledger:
-    return request.app.state.ledger  # type: ignore[no-any-return]
 
 
 async def projection_position(ledger: Ledger, name: str) -> int:
@@ -96,7 +93,7 @@ async def wait_for(ledger: Ledger, name: str, position: int | None) -> None:
 
 
 async def get_threads(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     query = read_query(request, ThreadListQuery)
     await wait_for(ledger, "thread_summaries", query.min_position)
     try:
@@ -114,7 +111,7 @@ async def get_threads(request: Request) -> Response:
 
 
 async def get_pending_approvals(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     query = read_query(request, ApprovalListQuery)
     await wait_for(ledger, "pending_approvals", query.min_position)
     try:
@@ -131,7 +128,7 @@ async def get_pending_approvals(request: Request) -> Response:
 
 
 async def get_projections(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     head = await ledger.store.max_position()
     statuses = []
     for runner in ledger.projections.runners:

@@ -8,7 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from commands.ports import Saved
 from commands.run_commands import (
     AcknowledgeDispatch,
     ApproveQuotaOverride,
@@ -42,6 +41,7 @@ from infra.http.run_schemas import (
     RunViewResponse,
 )
 from infra.http.schemas import StreamEventsPage
+from infra.http.service import command_answer, ledger_of
 from infra.http.stream_pages import EventsQuery, stream_events_page
 from infra.http.wire import JSON, event_wire
 from queries.run_status import status_document
@@ -58,24 +58,15 @@ class DiffQuery(BaseModel):
     to_seq: int = Field(..., ge=1, le=MAX_INT64, alias="to")
 
 
-def _ledger(request: Request) -> Ledger:
-    return request.app.state.ledger  # type: ignore[no-any-return]
-
-
-def _answer(saved: Saved, status: int = 200) -> Response:
-    headers = {"Idempotent-Replayed": "true"} if saved.replayed else None
-    return JSON(saved.body, status_code=status, headers=headers)
-
-
 async def start_run(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     command, canonical = await read_command(request, StartRun, ledger.settings.max_body_bytes)
     saved = await ledger.runs.start_run(command, command_context(request, canonical))
-    return _answer(saved, 202)
+    return command_answer(saved, 202)
 
 
 async def claim(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     command, canonical = await read_command(request, ClaimNodes, ledger.settings.max_body_bytes)
     return JSON(await ledger.runs.claim(command, command_context(request, canonical)))
 
@@ -84,14 +75,14 @@ def _node_command(model: type[BaseModel], method: str) -> Handler:
     """A command on one node of a run: ``POST /v1/runs/{run_id}/nodes/{node_id}/…``."""
 
     async def handle(request: Request) -> Response:
-        ledger = _ledger(request)
+        ledger = ledger_of(request)
         command, canonical = await read_command(request, model, ledger.settings.max_body_bytes)
         p = path_ids(request)
         handler = getattr(ledger.runs, method)
         saved = await handler(
             p["run_id"], p["node_id"], command, command_context(request, canonical)
         )
-        return _answer(saved)
+        return command_answer(saved)
 
     return handle
 
@@ -100,46 +91,46 @@ def _run_change(action: str) -> Handler:
     """``POST /v1/runs/{run_id}/{action}``: pause, resume, cancel, block, stale-reap, …"""
 
     async def handle(request: Request) -> Response:
-        ledger = _ledger(request)
+        ledger = ledger_of(request)
         command, canonical = await read_command(request, ChangeRun, ledger.settings.max_body_bytes)
         saved = await ledger.runs.change_run(
             path_ids(request)["run_id"], action, command, command_context(request, canonical)
         )
-        return _answer(saved)
+        return command_answer(saved)
 
     return handle
 
 
 def _run_command(model: type[BaseModel], method: str) -> Handler:
     async def handle(request: Request) -> Response:
-        ledger = _ledger(request)
+        ledger = ledger_of(request)
         command, canonical = await read_command(request, model, ledger.settings.max_body_bytes)
         handler = getattr(ledger.runs, method)
         saved = await handler(
             path_ids(request)["run_id"], command, command_context(request, canonical)
         )
-        return _answer(saved)
+        return command_answer(saved)
 
     return handle
 
 
 async def decide_gate(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     command, canonical = await read_command(request, DecideGate, ledger.settings.max_body_bytes)
     p = path_ids(request)
     saved = await ledger.runs.decide_gate(
         p["run_id"], p["node_id"], command, command_context(request, canonical)
     )
-    return _answer(saved)
+    return command_answer(saved)
 
 
 async def approve_quota_override(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     command, canonical = await read_command(
         request, ApproveQuotaOverride, ledger.settings.max_body_bytes
     )
     saved = await ledger.runs.approve_quota_override(command, command_context(request, canonical))
-    return _answer(saved, 201)
+    return command_answer(saved, 201)
 
 
 async def _run_at(ledger: Ledger, request: Request, run_id: str, seq: int | None) -> Run:
@@ -162,19 +153,19 @@ def _seq(raw: str) -> int:
 
 
 async def get_run(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     run = await ledger.runs.load(ledger.tenant(request), path_ids(request)["run_id"])
     return JSON(run_view(run))
 
 
 async def get_run_at(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     p = path_ids(request)
     return JSON(run_view(await _run_at(ledger, request, p["run_id"], _seq(p["seq"]))))
 
 
 async def get_status_document(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     run = await ledger.runs.load(ledger.tenant(request), path_ids(request)["run_id"])
     return JSON(status_document(run))
 
@@ -185,7 +176,7 @@ async def get_run_events(request: Request) -> Response:
 
 async def get_run_diff(request: Request) -> Response:
     """What changed between two seqs: the view's changes and the events in between."""
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     run_id = path_ids(request)["run_id"]
     query = read_query(request, DiffQuery)
     if query.from_seq > query.to_seq:

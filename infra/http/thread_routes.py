@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 
-from commands.ports import Saved
 from commands.thread_commands import (
     AddItem,
     ArchiveThread,
@@ -41,6 +40,7 @@ from infra.http.schemas import (
     UsageRecordedResponse,
     WorkspaceChangedResponse,
 )
+from infra.http.service import command_answer, ledger_of
 from infra.http.stream_pages import EventsQuery, stream_events_page
 from infra.http.wire import JSON
 from infra.store.verify import verify_stream_events
@@ -48,27 +48,18 @@ from queries.thread_export import thread_export
 from queries.thread_view import thread_view
 
 if TYPE_CHECKING:
-    from infra.bootstrap import Ledger
-
-
-def _ledger(request: Request) -> Ledger:
-    return request.app.state.ledger  # type: ignore[no-any-return]
-
-
-def _answer(saved: Saved, status: int) -> Response:
-    headers = {"Idempotent-Replayed": "true"} if saved.replayed else None
-    return JSON(saved.body, status_code=status, headers=headers)
+    pass
 
 
 async def start_thread(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     command, canonical = await read_command(request, StartThread, ledger.settings.max_body_bytes)
     saved = await ledger.threads.start_thread(command, command_context(request, canonical))
-    return _answer(saved, 201)
+    return command_answer(saved, 201)
 
 
 async def start_turn(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     command, canonical = await read_command(request, StartTurn, ledger.settings.max_body_bytes)
     executor = request.headers.get("x-ledger-executor")
     if command.executor_id is None and executor:
@@ -76,99 +67,99 @@ async def start_turn(request: Request) -> Response:
     saved = await ledger.threads.start_turn(
         path_ids(request)["thread_id"], command, command_context(request, canonical)
     )
-    return _answer(saved, 201)
+    return command_answer(saved, 201)
 
 
 async def add_item(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     command, canonical = await read_command(request, AddItem, ledger.settings.max_body_bytes)
     p = path_ids(request)
     saved = await ledger.threads.add_item(
         p["thread_id"], p["turn_id"], command, command_context(request, canonical)
     )
-    return _answer(saved, 201)
+    return command_answer(saved, 201)
 
 
 async def set_item_status(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     command, canonical = await read_command(request, SetItemStatus, ledger.settings.max_body_bytes)
     p = path_ids(request)
     saved = await ledger.threads.set_item_status(
         p["thread_id"], p["turn_id"], p["item_id"], command, command_context(request, canonical)
     )
-    return _answer(saved, 200)
+    return command_answer(saved, 200)
 
 
 async def complete_turn(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     command, canonical = await read_command(request, CompleteTurn, ledger.settings.max_body_bytes)
     p = path_ids(request)
     saved = await ledger.threads.complete_turn(
         p["thread_id"], p["turn_id"], command, command_context(request, canonical)
     )
-    return _answer(saved, 200)
+    return command_answer(saved, 200)
 
 
 async def request_approval(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     command, canonical = await read_command(
         request, RequestApproval, ledger.settings.max_body_bytes
     )
     saved = await ledger.threads.request_approval(
         path_ids(request)["thread_id"], command, command_context(request, canonical)
     )
-    return _answer(saved, 201)
+    return command_answer(saved, 201)
 
 
 async def decide_approval(request: Request) -> Response:
     """Decided by the X-Ledger-Actor of the request."""
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     command, canonical = await read_command(request, DecideApproval, ledger.settings.max_body_bytes)
     p = path_ids(request)
     saved = await ledger.threads.decide_approval(
         p["thread_id"], p["approval_id"], command, command_context(request, canonical)
     )
-    return _answer(saved, 200)
+    return command_answer(saved, 200)
 
 
 async def record_usage(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     command, canonical = await read_command(request, RecordUsage, ledger.settings.max_body_bytes)
     p = path_ids(request)
     saved = await ledger.threads.record_usage(
         p["thread_id"], p["turn_id"], command, command_context(request, canonical)
     )
-    return _answer(saved, 200)
+    return command_answer(saved, 200)
 
 
 async def change_workspace(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     command, canonical = await read_command(
         request, ChangeWorkspace, ledger.settings.max_body_bytes
     )
     saved = await ledger.threads.change_workspace(
         path_ids(request)["thread_id"], command, command_context(request, canonical)
     )
-    return _answer(saved, 200)
+    return command_answer(saved, 200)
 
 
 async def archive_thread(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     command, canonical = await read_command(request, ArchiveThread, ledger.settings.max_body_bytes)
     saved = await ledger.threads.archive(
         path_ids(request)["thread_id"], command, command_context(request, canonical)
     )
-    return _answer(saved, 200)
+    return command_answer(saved, 200)
 
 
 async def get_thread(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     thread = await ledger.threads.load(ledger.tenant(request), path_ids(request)["thread_id"])
     return JSON(thread_view(thread))
 
 
 async def get_thread_at(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     thread_id = path_ids(request)["thread_id"]
     raw_seq = path_ids(request)["seq"]
     if not raw_seq.isdigit() or len(raw_seq) > 18:
@@ -191,14 +182,14 @@ async def get_thread_events(request: Request) -> Response:
 
 
 async def get_thread_export(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     thread = await ledger.threads.load(ledger.tenant(request), path_ids(request)["thread_id"])
     return JSON(thread_export(thread))
 
 
 async def verify_stream(request: Request) -> Response:
     """One stream's hash chain, checked over all its events as ``ledger verify`` checks it."""
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     stream_id = path_ids(request)["stream_id"]
     events = await ledger.store.read_stream(ledger.tenant(request), stream_id)
     if not events:

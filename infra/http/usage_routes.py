@@ -20,12 +20,13 @@ from infra.http.limits import MAX_INT64
 from infra.http.list_routes import wait_for
 from infra.http.requests import read_query
 from infra.http.schemas import Response as ResponseModel
+from infra.http.service import ledger_of
 from infra.http.wire import JSON
 from projections.usage import UsageProjection
 from queries.usage import GroupBy, usage_groups
 
 if TYPE_CHECKING:
-    from infra.bootstrap import Ledger
+    pass
 
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -64,12 +65,8 @@ class UsageReport(ResponseModel):
     items: list[UsageGroup]
 
 
-def _ledger(request: Request) -> Ledger:
-    return request.app.state.ledger  # type: ignore[no-any-return]
-
-
 async def get_usage(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     query = read_query(request, UsageQuery)
     if query.day_from and query.day_to and query.day_from > query.day_to:
         raise ApiError(
