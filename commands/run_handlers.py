@@ -14,7 +14,14 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Protocol
 
-from commands.ports import Clock, CommandContext, ConcurrencyConflict, Repository, Saved
+from commands.ports import (
+    Clock,
+    CommandContext,
+    ConcurrencyConflict,
+    Repository,
+    Saved,
+    WorkspaceResolver,
+)
 from commands.run_commands import (
     AcknowledgeDispatch,
     ApproveQuotaOverride,
@@ -69,10 +76,6 @@ class RunReads(Protocol):
     async def with_worker(self, tenant: str, worker_id: str) -> list[str]:
         """Runs with a node in flight on the worker."""
         ...
-
-
-class WorkspaceResolver(Protocol):
-    def __call__(self, raw: str | None) -> str: ...
 
 
 def _usage(usage: UsageReport | None) -> NodeUsage | None:

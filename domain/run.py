@@ -128,7 +128,6 @@ class Run(RunRecord):
         self.sessions = []
         self.latest_session_id = None
         self.instances = []
-        self.auto_resumes = 0
         self.quota_overrides = []
         self._log(
             "run_created",
@@ -175,6 +174,11 @@ class Run(RunRecord):
     @property
     def run_id(self) -> str:
         return self.id
+
+    @property
+    def auto_resume_count(self) -> int:
+        """``run_auto_resumed`` entries so far (the cap counts both kinds, as seed 002 does)."""
+        return sum(1 for entry in self.lifecycle if entry.event == AUTO_RESUME_ENTRY)
 
     @property
     def terminal(self) -> bool:
@@ -301,10 +305,9 @@ class Run(RunRecord):
             return False
         if node.ack_deadline > now or node.dispatch_id is None:
             return False
-        others = {n.status for t, n in self.nodes.items() if t != task_id}
         run_status = self.status
         if run_status in ACTIVE_RUN_STATUSES:
-            run_status = "queued" if others <= {"queued"} else "running"
+            run_status = self._rolled_up_active_status(after_requeue=[task_id])
         self._node_ack_timed_out(
             task_id=task_id,
             dispatch_id=node.dispatch_id,
@@ -687,8 +690,7 @@ class Run(RunRecord):
         """Bounded auto-resume of a stale-reaped run [1266]; whether it resumed."""
         if self.status != "paused" or self.stop_kind != "stale_reaped" or self.stopped_at is None:
             return False
-        resumes = sum(1 for entry in self.lifecycle if entry.event == AUTO_RESUME_ENTRY)
-        if self.stopped_at + window < now or resumes >= max_resumes:
+        if self.stopped_at + window < now or self.auto_resume_count >= max_resumes:
             return False
         repairable = [
             t for t in self._needs_repair() if self.nodes[t].attempts < self.max_attempts_of(t)

@@ -140,7 +140,6 @@ class RunRecord(LedgerAggregate):
         sessions: list[str]
         latest_session_id: str | None
         instances: list[str]
-        auto_resumes: int
         quota_overrides: list[str]
 
     def _log(
@@ -567,7 +566,6 @@ class RunRecord(LedgerAggregate):
         self, requeued: list[str], metadata: dict[str, Any], detail: str | None, timestamp: datetime
     ) -> None:
         self._clear_stop(requeued)
-        self.auto_resumes += 1
         self._log(AUTO_RESUME_ENTRY, timestamp, detail=detail, metadata=metadata)
 
     def _clear_stop(self, requeued: list[str]) -> None:

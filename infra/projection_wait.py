@@ -43,3 +43,27 @@ async def wait_for_projections(
             projections.wake()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
+
+
+class CurrentReadModels:
+    """Reads of some read models, each made once they have applied every event appended so
+    far (``names``); what :class:`infra.executor_reads.ExecutorReadModels` and
+    :class:`infra.run_reads.RunReadModels` share."""
+
+    names: tuple[str, ...] = ()
+
+    def __init__(self, store: EventStore, projections: ProjectionService) -> None:
+        self._store = store
+        self._projections = projections
+
+    async def caught_up(self) -> None:
+        """Wait until the read models have applied every event appended so far."""
+        head = await self._store.max_position()
+        await wait_for_projections(self._store, self._projections, self.names, head)
+
+    async def position_of(self, tenant: str, stream_id: str, seq: int) -> int:
+        """The global position of event ``seq`` of a stream (0 for seq 0 or none)."""
+        if seq <= 0:
+            return 0
+        events = await self._store.read_stream(tenant, stream_id, after_seq=seq - 1, limit=1)
+        return events[0].position if events else 0

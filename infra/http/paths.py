@@ -13,6 +13,7 @@ from typing import Any
 from starlette.requests import Request
 
 from domain.errors import NotFound
+from infra.http.errors import ApiError
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 _ID = re.compile(ID_PATTERN)
@@ -51,3 +52,10 @@ def path_ids(request: Request) -> dict[str, str]:
                 f"no {noun} {value[:128]!r}: not a well-formed id", **{name: value[:128]}
             )
     return params
+
+
+def seq_in_path(raw: str) -> int:
+    """The ``{seq}`` of a path: 1-18 digits, else 400."""
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(400, "invalid_path", f"seq must be a positive integer, got {raw!r}")
+    return int(raw)

@@ -29,7 +29,7 @@ from domain.run import Run
 from infra.http.endpoint import Endpoint, Handler
 from infra.http.errors import ApiError
 from infra.http.limits import MAX_INT64
-from infra.http.paths import path_ids
+from infra.http.paths import path_ids, seq_in_path
 from infra.http.requests import command_context, read_command, read_query
 from infra.http.run_schemas import (
     ClaimResponse,
@@ -147,9 +147,10 @@ async def _run_at(ledger: Ledger, request: Request, run_id: str, seq: int | None
 
 
 def _seq(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 18 or int(raw) == 0:
-        raise ApiError(400, "invalid_path", f"seq must be a positive integer, got {raw[:30]!r}")
-    return int(raw)
+    seq = seq_in_path(raw)
+    if seq == 0:
+        raise ApiError(400, "invalid_path", f"seq must be a positive integer, got {raw!r}")
+    return seq
 
 
 async def get_run(request: Request) -> Response:

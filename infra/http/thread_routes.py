@@ -22,8 +22,7 @@ from commands.thread_commands import (
 from domain.errors import NotFound
 from domain.thread import Thread
 from infra.http.endpoint import Endpoint
-from infra.http.errors import ApiError
-from infra.http.paths import path_ids
+from infra.http.paths import path_ids, seq_in_path
 from infra.http.requests import command_context, read_command
 from infra.http.schemas import (
     ApprovalResponse,
@@ -161,10 +160,7 @@ async def get_thread(request: Request) -> Response:
 async def get_thread_at(request: Request) -> Response:
     ledger = ledger_of(request)
     thread_id = path_ids(request)["thread_id"]
-    raw_seq = path_ids(request)["seq"]
-    if not raw_seq.isdigit() or len(raw_seq) > 18:
-        raise ApiError(400, "invalid_path", f"seq must be a positive integer, got {raw_seq!r}")
-    seq = int(raw_seq)
+    seq = seq_in_path(path_ids(request)["seq"])
     aggregate = await ledger.repository.load(ledger.tenant(request), thread_id, upto_seq=seq)
     if not isinstance(aggregate, Thread):
         raise NotFound(f"no thread {thread_id}", thread_id=thread_id)

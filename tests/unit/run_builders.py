@@ -256,7 +256,7 @@ def observable(run: Run) -> dict[str, Any]:
         "sessions": list(run.sessions),
         "latest_session_id": run.latest_session_id,
         "instances": list(run.instances),
-        "auto_resumes": run.auto_resumes,
+        "auto_resumes": run.auto_resume_count,
         "quota_overrides": list(run.quota_overrides),
         "usage": asdict(run.usage),
     }
