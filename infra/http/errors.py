@@ -18,6 +18,7 @@ from starlette.responses import Response
 from commands.ports import IdempotencyMismatch
 from domain.errors import DomainError, InvalidCommand, LifecycleConflict, NotFound
 from infra.store.errors import StoreError, StoreUnavailable
+from queries.pagination import BadCursor
 
 RETRY_AFTER_SECONDS = "1"
 
@@ -93,6 +94,11 @@ async def handle_idempotency_mismatch(request: Request, exc: Exception) -> Respo
     return error_response(422, "idempotency_key_reused", str(exc), {"key": exc.key})
 
 
+async def handle_bad_cursor(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BadCursor)
+    return error_response(400, "invalid_cursor", str(exc))
+
+
 async def handle_store_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, StoreUnavailable):
         return error_response(503, "unavailable", str(exc))
@@ -105,4 +111,5 @@ EXCEPTION_HANDLERS = {
     ValidationError: handle_validation_error,
     IdempotencyMismatch: handle_idempotency_mismatch,
     StoreError: handle_store_error,
+    BadCursor: handle_bad_cursor,
 }

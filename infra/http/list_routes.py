@@ -23,7 +23,6 @@ from infra.http.requests import read_query
 from infra.http.schemas import ApprovalPage, ProjectionsResponse, ThreadPage
 from infra.http.service import ledger_of
 from infra.http.wire import JSON
-from queries.pagination import BadCursor
 from queries.thread_list import list_pending_approvals, list_threads
 
 if TYPE_CHECKING:
@@ -96,17 +95,14 @@ async def get_threads(request: Request) -> Response:
     ledger = ledger_of(request)
     query = read_query(request, ThreadListQuery)
     await wait_for(ledger, "thread_summaries", query.min_position)
-    try:
-        page = await list_threads(
-            ledger.store.fetch,
-            ledger.tenant(request),
-            status=query.status,
-            executor_id=query.executor_id,
-            limit=query.limit,
-            cursor=query.cursor,
-        )
-    except BadCursor as error:
-        raise ApiError(400, "invalid_cursor", str(error)) from error
+    page = await list_threads(
+        ledger.store.fetch,
+        ledger.tenant(request),
+        status=query.status,
+        executor_id=query.executor_id,
+        limit=query.limit,
+        cursor=query.cursor,
+    )
     return JSON(page)
 
 
@@ -114,16 +110,13 @@ async def get_pending_approvals(request: Request) -> Response:
     ledger = ledger_of(request)
     query = read_query(request, ApprovalListQuery)
     await wait_for(ledger, "pending_approvals", query.min_position)
-    try:
-        page = await list_pending_approvals(
-            ledger.store.fetch,
-            ledger.tenant(request),
-            thread_id=query.thread_id,
-            limit=query.limit,
-            cursor=query.cursor,
-        )
-    except BadCursor as error:
-        raise ApiError(400, "invalid_cursor", str(error)) from error
+    page = await list_pending_approvals(
+        ledger.store.fetch,
+        ledger.tenant(request),
+        thread_id=query.thread_id,
+        limit=query.limit,
+        cursor=query.cursor,
+    )
     return JSON(page)
 
 

@@ -13,18 +13,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from infra.http.endpoint import Endpoint
-from infra.http.errors import ApiError
 from infra.http.list_routes import ListQuery, wait_for
 from infra.http.paths import ID_PATTERN
 from infra.http.requests import read_query
 from infra.http.schemas import Response as ResponseModel
+from infra.http.service import ledger_of
 from infra.http.wire import JSON
 from projections.run_summaries import RunSummaries
-from queries.pagination import BadCursor
 from queries.run_list import list_runs
 
 if TYPE_CHECKING:
-    from infra.bootstrap import Ledger
+    pass
 
 RunStatus = Literal[
     "queued",
@@ -81,21 +80,18 @@ class RunPage(ResponseModel):
 
 
 async def get_runs(request: Request) -> Response:
-    ledger: Ledger = request.app.state.ledger
+    ledger = ledger_of(request)
     query = read_query(request, RunListQuery)
     await wait_for(ledger, RunSummaries.name, query.min_position)
-    try:
-        page = await list_runs(
-            ledger.store.fetch,
-            ledger.tenant(request),
-            status=query.status,
-            client_id=query.client_id,
-            automation_id=query.automation_id,
-            limit=query.limit,
-            cursor=query.cursor,
-        )
-    except BadCursor as error:
-        raise ApiError(400, "invalid_cursor", str(error)) from error
+    page = await list_runs(
+        ledger.store.fetch,
+        ledger.tenant(request),
+        status=query.status,
+        client_id=query.client_id,
+        automation_id=query.automation_id,
+        limit=query.limit,
+        cursor=query.cursor,
+    )
     return JSON(page)
 
 
