@@ -65,6 +65,31 @@ def event_classes(aggregate: type[LedgerAggregate]) -> dict[str, type[LedgerAggr
     return found
 
 
+def rebuild_event(
+    event_class: type[LedgerAggregate.Event],
+    data: dict[str, Any],
+    *,
+    stream_id: str,
+    seq: int,
+    recorded_at: datetime,
+    class_version: int,
+    topic: str,
+) -> LedgerAggregate.Event:
+    """A stored event as its domain event: ``data`` upcast from ``class_version`` to the
+    class's current shape, the envelope filled in (``topic``: the aggregate's, for creation)."""
+    for version in range(class_version, event_class.class_version):
+        data = event_class.upcasters[version](data)
+    fields = {
+        **data,
+        "originator_id": stream_id,
+        "originator_version": seq,
+        "timestamp": recorded_at,
+    }
+    if issubclass(event_class, CanInitAggregate):
+        fields["originator_topic"] = topic
+    return event_class.model_validate(fields)
+
+
 def fold(events: list[LedgerAggregate.Event]) -> LedgerAggregate | None:
     """The aggregate as after the last of ``events`` (replayed in order), or None."""
     aggregate: LedgerAggregate | None = None

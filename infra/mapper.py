@@ -13,10 +13,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from eventsourcing.domain import CanInitAggregate
 from eventsourcing.utils import get_topic
 
-from domain.base import DomainEvent, LedgerAggregate, event_classes
+from domain.base import DomainEvent, LedgerAggregate, event_classes, rebuild_event
 from infra.store.hashing import canonical_json
 from infra.store.records import NewEvent, RecordedEvent
 
@@ -60,15 +59,12 @@ class EventMapper:
         event_class = self._classes.get(recorded.type)
         if event_class is None:
             raise UnknownEventType(f"unknown event type {recorded.type!r}")
-        data: dict[str, Any] = orjson.loads(recorded.data)
-        for version in range(recorded.class_version, event_class.class_version):
-            data = event_class.upcasters[version](data)
-        fields = {
-            **data,
-            "originator_id": recorded.stream_id,
-            "originator_version": recorded.seq,
-            "timestamp": recorded.recorded_at,
-        }
-        if issubclass(event_class, CanInitAggregate):
-            fields["originator_topic"] = self._topics[recorded.type]
-        return event_class.model_validate(fields)
+        return rebuild_event(
+            event_class,
+            orjson.loads(recorded.data),
+            stream_id=recorded.stream_id,
+            seq=recorded.seq,
+            recorded_at=recorded.recorded_at,
+            class_version=recorded.class_version,
+            topic=self._topics[recorded.type],
+        )

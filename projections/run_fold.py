@@ -19,10 +19,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from eventsourcing.domain import CanInitAggregate
 from eventsourcing.utils import get_topic
 
-from domain.base import LedgerAggregate, event_classes
+from domain.base import LedgerAggregate, event_classes, rebuild_event
 from domain.run import Run
 from projections.base import ProjectedEvent, Session
 
@@ -53,12 +52,15 @@ def run_event(
     event_class = RUN_EVENTS.get(kind)
     if event_class is None:
         raise UnknownRunEvent(f"run {run_id} seq {seq}: unknown run event type {kind!r}")
-    for version in range(class_version, event_class.class_version):
-        data = event_class.upcasters[version](data)
-    fields = {**data, "originator_id": run_id, "originator_version": seq, "timestamp": recorded_at}
-    if issubclass(event_class, CanInitAggregate):
-        fields["originator_topic"] = RUN_TOPIC
-    return event_class.model_validate(fields)
+    return rebuild_event(
+        event_class,
+        data,
+        stream_id=run_id,
+        seq=seq,
+        recorded_at=recorded_at,
+        class_version=class_version,
+        topic=RUN_TOPIC,
+    )
 
 
 def from_projected(event: ProjectedEvent) -> LedgerAggregate.Event:
