@@ -7,8 +7,8 @@ Each step is idempotent, so a recovery applied twice (or by two Ledger instances
 appends nothing the second time.
 
 Executor streams grow by a heartbeat every few seconds for as long as an executor
-lives, so each executor is kept in memory once loaded and brought up to date by
-reading only the events after it (another instance may have appended some).
+lives; the repository's aggregate cache keeps each one in memory once loaded and
+brings it up to date by reading only the events after it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from commands.ports import (
     ExecutorReads,
     Repository,
     Saved,
-    StreamTail,
 )
 from commands.stream_locks import StreamLocks
 from commands.thread_handlers import MAX_ATTEMPTS, ThreadHandlers
@@ -57,7 +56,6 @@ class ExecutorHandlers:
         repository: Repository,
         threads: ThreadHandlers,
         reads: ExecutorReads,
-        tail: StreamTail,
         clock: Clock,
         lease: timedelta,
         runs: RunRecovery | None = None,
@@ -66,11 +64,9 @@ class ExecutorHandlers:
         self._repository = repository
         self._threads = threads
         self._reads = reads
-        self._tail = tail
         self._clock = clock
         self._lease = lease
         self._locks = StreamLocks()
-        self._cache: dict[tuple[str, str], Executor] = {}
 
     async def heartbeat(self, executor_id: str, context: CommandContext) -> Saved:
         """Record that the executor is alive; the answer says until when its lease runs."""
@@ -165,54 +161,42 @@ class ExecutorHandlers:
     ) -> Saved | None:
         """Decide on the executor (registered on first use) and save; None if nothing changed."""
         stream_id = executor_stream_id(executor_id)
-        key = (context.tenant, executor_id)
         async with self._locks.hold(context.tenant, stream_id):
             for _ in range(MAX_ATTEMPTS):
-                executor, registered = await self._load(context.tenant, executor_id)
-                body = decide(executor)
-                if body is None:
-                    if not registered:
-                        self._cache[key] = executor
-                    return None
+                executor, registered = await self._checkout(context.tenant, executor_id)
                 try:
-                    saved = await self._repository.save(executor, context, body)
-                except ConcurrencyConflict:
-                    continue  # another Ledger instance appended first: decide again
-                except LifecycleConflict:
+                    body = decide(executor)
+                    if body is None:
+                        return None
+                    try:
+                        return await self._repository.save(executor, context, body)
+                    except ConcurrencyConflict:
+                        continue  # another Ledger instance appended first: decide again
+                    except LifecycleConflict:
+                        if not registered:
+                            raise
+                        continue  # another Ledger instance registered the executor first
+                finally:
                     if not registered:
-                        raise
-                    continue  # another Ledger instance registered the executor first
-                if not saved.replayed:  # a replay appended nothing: the state would be wrong
-                    self._cache[key] = executor
-                return saved
+                        self._repository.give_back(context.tenant, executor)
         raise LifecycleConflict(f"executor {executor_id} is changing too fast; retry the command")
 
-    async def _load(self, tenant: str, executor_id: str) -> tuple[Executor, bool]:
-        """The executor, and whether it is new (registered now, not yet saved).
-
-        A cached executor is taken out of the cache while a command decides on it and
-        put back only once its events are saved, so a failed command leaves no trace.
-        """
+    async def _checkout(self, tenant: str, executor_id: str) -> tuple[Executor, bool]:
+        """The executor, and whether it is new (registered now, not yet saved)."""
         stream_id = executor_stream_id(executor_id)
-        cached = self._cache.pop((tenant, executor_id), None)
-        if cached is not None:
-            for domain_event in await self._tail.events_after(tenant, stream_id, cached.version):
-                domain_event.mutate(cached)
-            return cached, False
-        aggregate = await self._repository.load(tenant, stream_id)
+        aggregate = await self._repository.checkout(tenant, stream_id)
         if aggregate is None:
             return Executor.register(executor_id, now=self._clock()), True
         if not isinstance(aggregate, Executor):
-            raise LifecycleConflict(f"{executor_stream_id(executor_id)} is not an executor")
+            self._repository.give_back(tenant, aggregate)
+            raise LifecycleConflict(f"{stream_id} is not an executor")
         return aggregate, False
 
     async def _unchanged(self, tenant: str, executor_id: str, body: dict[str, Any]) -> Saved:
         """The answer of a recovery that had nothing new to record: the stream as it is."""
         stream_id = executor_stream_id(executor_id)
         async with self._locks.hold(tenant, stream_id):
-            executor, registered = await self._load(tenant, executor_id)
-            if not registered:
-                self._cache[(tenant, executor_id)] = executor
-        seq = 0 if registered else executor.version
+            executor = await self._repository.load(tenant, stream_id)
+        seq = executor.version if isinstance(executor, Executor) else 0
         position = await self._reads.position_of(tenant, stream_id, seq) if seq else 0
         return Saved(seq, position, {**body, "seq": seq, "position": position})

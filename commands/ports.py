@@ -66,14 +66,22 @@ class CommandContext:
 class Repository(Protocol):
     """Loads aggregates by folding their stream; saves their new events through the append port."""
 
-    async def load(
+    async def load(self, tenant: str, stream_id: str) -> LedgerAggregate | None:
+        """The aggregate as stored, for reading only (it may be shared: never change it)."""
+
+    async def checkout(
         self, tenant: str, stream_id: str, *, verify: bool = True
     ) -> LedgerAggregate | None:
-        """The aggregate as stored. ``verify=False`` may answer from a cache without checking
-        for events appended since by another instance (a command's append then conflicts)."""
+        """The aggregate as stored, for a command to change and then :meth:`save`; nobody else
+        sees it meanwhile. ``verify=False`` may answer from a cache without checking for
+        events appended since by another instance (a command's append then conflicts).
+        Every checkout ends in :meth:`save` or :meth:`give_back`."""
+
+    def give_back(self, tenant: str, aggregate: LedgerAggregate) -> None:
+        """End a checkout that saved nothing; an aggregate the command changed is discarded."""
 
     def is_cached(self, tenant: str, stream_id: str) -> bool:
-        """Whether an unverified load would answer from the cache."""
+        """Whether an unverified checkout would answer from the cache."""
 
     async def save(
         self, aggregate: LedgerAggregate, context: CommandContext, body: dict[str, Any]
@@ -113,16 +121,6 @@ class ExecutorReads(Protocol):
 
     async def position_of(self, tenant: str, stream_id: str, seq: int) -> int:
         """The global position of event ``seq`` of a stream."""
-        ...
-
-
-class StreamTail(Protocol):
-    """Reads the end of a stream, to bring an aggregate kept in memory up to date."""
-
-    async def events_after(
-        self, tenant: str, stream_id: str, seq: int
-    ) -> list[LedgerAggregate.Event]:
-        """The stream's events after ``seq``, in order, as domain events."""
         ...
 
 

@@ -42,6 +42,7 @@ from commands.run_commands import (
 from commands.stream_locks import StreamLocks
 from commands.thread_handlers import MAX_ATTEMPTS, new_id
 from domain.approval_policy import POLICY_ACTOR
+from domain.base import LedgerAggregate
 from domain.errors import LifecycleConflict, NotFound
 from domain.run import Run
 from domain.run_state import NodeUsage
@@ -449,17 +450,20 @@ class RunHandlers:
             return replayed
         async with self._locks.hold(context.tenant, run_id):
             for _ in range(MAX_ATTEMPTS):
-                run = await self.load(context.tenant, run_id)
+                run = _as_run(await self._repository.checkout(context.tenant, run_id), run_id)
                 try:
-                    body = decide(run)
-                except Unchanged as unchanged:
-                    if not unchanged.body:
-                        raise
-                    return await self._unchanged(context.tenant, run, unchanged.body)
-                try:
-                    return await self._repository.save(run, context, body)
-                except ConcurrencyConflict:
-                    continue  # another Ledger instance appended first: decide again
+                    try:
+                        body = decide(run)
+                    except Unchanged as unchanged:
+                        if not unchanged.body:
+                            raise
+                        return await self._unchanged(context.tenant, run, unchanged.body)
+                    try:
+                        return await self._repository.save(run, context, body)
+                    except ConcurrencyConflict:
+                        continue  # another Ledger instance appended first: decide again
+                finally:
+                    self._repository.give_back(context.tenant, run)
         raise LifecycleConflict(f"run {run_id} is changing too fast; retry the command")
 
     async def _unchanged(self, tenant: str, run: Run, body: dict[str, Any]) -> Saved:
@@ -468,10 +472,14 @@ class RunHandlers:
         return Saved(seq, position, {**body, "seq": seq, "position": position})
 
     async def load(self, tenant: str, run_id: str) -> Run:
-        aggregate = await self._repository.load(tenant, run_id)
-        if not isinstance(aggregate, Run):
-            raise NotFound(f"no run {run_id}", run_id=run_id)
-        return aggregate
+        """The run as stored, for reading only."""
+        return _as_run(await self._repository.load(tenant, run_id), run_id)
+
+
+def _as_run(aggregate: LedgerAggregate | None, run_id: str) -> Run:
+    if not isinstance(aggregate, Run):
+        raise NotFound(f"no run {run_id}", run_id=run_id)
+    return aggregate
 
 
 def _time(moment: Any) -> str | None:

@@ -35,6 +35,7 @@ from commands.thread_commands import (
     StartThread,
     StartTurn,
 )
+from domain.base import LedgerAggregate
 from domain.errors import DomainError, LifecycleConflict, NotFound
 from domain.thread import Approval, Thread, Usage
 
@@ -235,30 +236,40 @@ class ThreadHandlers:
         if replayed is not None:
             return replayed
         async with self._locks.hold(context.tenant, thread_id):
+            # A cached thread is decided on unverified: its append at the cached version
+            # is the check, and a refusal is decided again on the stored state.
             verify = not self._repository.is_cached(context.tenant, thread_id)
             for _ in range(MAX_ATTEMPTS):
-                thread = await self.load(context.tenant, thread_id, verify=verify)
+                aggregate = await self._repository.checkout(
+                    context.tenant, thread_id, verify=verify
+                )
+                thread = _as_thread(aggregate, thread_id)
                 try:
-                    body = decide(thread)
-                except DomainError:
-                    if verify:
-                        raise
-                    verify = True  # refused on the cached state: decide on the stored one
-                    continue
-                verify = True
-                try:
-                    return await self._repository.save(thread, context, body)
-                except ConcurrencyConflict:
-                    continue  # another Ledger instance appended first: decide again
+                    try:
+                        body = decide(thread)
+                    except DomainError:
+                        if verify:
+                            raise
+                        verify = True
+                        continue
+                    verify = True
+                    try:
+                        return await self._repository.save(thread, context, body)
+                    except ConcurrencyConflict:
+                        continue  # another Ledger instance appended first: decide again
+                finally:
+                    self._repository.give_back(context.tenant, thread)
         raise LifecycleConflict(f"thread {thread_id} is changing too fast; retry the command")
 
-    async def load(self, tenant: str, thread_id: str, *, verify: bool = True) -> Thread:
-        """The thread as stored; ``verify=False``: as cached, when it is (commands only: their
-        append conflicts, and a refusal is decided again on the stored state)."""
-        aggregate = await self._repository.load(tenant, thread_id, verify=verify)
-        if not isinstance(aggregate, Thread):
-            raise NotFound(f"no thread {thread_id}", thread_id=thread_id)
-        return aggregate
+    async def load(self, tenant: str, thread_id: str) -> Thread:
+        """The thread as stored, for reading only."""
+        return _as_thread(await self._repository.load(tenant, thread_id), thread_id)
+
+
+def _as_thread(aggregate: LedgerAggregate | None, thread_id: str) -> Thread:
+    if not isinstance(aggregate, Thread):
+        raise NotFound(f"no thread {thread_id}", thread_id=thread_id)
+    return aggregate
 
 
 def _approval_body(thread_id: str, approval: Approval) -> dict[str, Any]:

@@ -36,7 +36,6 @@ from infra.run_reads import RunReadModels
 from infra.snapshot_store import Snapshots
 from infra.snapshots import StateCodec
 from infra.store.eventstore import EventStore, open_backend
-from infra.stream_tail import StoredStreamTail
 from infra.token_store import find_active
 from infra.workspace import WorkspaceRoot
 from projections.base import Projection
@@ -101,7 +100,6 @@ class Ledger:
             self.repository,
             self.threads,
             self.executor_reads,
-            StoredStreamTail(self.store, self.mapper),
             utc_now,
             lease,
             self.runs,

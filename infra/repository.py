@@ -32,22 +32,17 @@ class EventSourcedRepository:
         self._mapper = mapper
         self._cache = cache or AggregateCache()
         self._snapshots = snapshots
+        self._checked_out: dict[tuple[str, str], tuple[LedgerAggregate, int]] = {}
 
     async def load(
-        self,
-        tenant: str,
-        stream_id: str,
-        *,
-        upto_seq: int | None = None,
-        verify: bool = True,
+        self, tenant: str, stream_id: str, *, upto_seq: int | None = None
     ) -> LedgerAggregate | None:
-        """The aggregate as its stream (up to ``upto_seq``) folds to; always a fresh copy.
+        """The aggregate as its stream (up to ``upto_seq``) folds to, for reading only.
 
         Starts from the cached state or the latest snapshot at or below ``upto_seq``
         and folds only the events after it, so the cost does not grow with history.
-        With ``verify=False`` a cached aggregate is returned without reading the events
-        another instance may have appended since: for a command, whose append at the
-        loaded version fails if the stream moved (see :meth:`is_cached`).
+        The current state is the cached object itself, not a copy: read it, do not
+        change it, and do not hold it across an ``await`` (a command may take it).
         """
         if upto_seq is not None:
             return await self._fold_from_snapshot(tenant, stream_id, upto_seq)
@@ -55,20 +50,54 @@ class EventSourcedRepository:
         cached = self._cache.get(key)
         if cached is None:
             aggregate = await self._fold_from_snapshot(tenant, stream_id, None)
-            if aggregate is None:
-                return None
-            self._cache.put(key, self._cache.copy(aggregate))
+            if aggregate is not None:
+                self._cache.put(key, aggregate)
             return aggregate
-        if not verify:
-            return self._cache.copy(cached)
-        newer = await self._store.read_stream(tenant, stream_id, after_seq=cached.version)
-        for record in newer:  # committed events: safe to advance the cached state itself
-            self._mapper.to_domain_event(record).mutate(cached)
-        return self._cache.copy(cached)
+        await self._catch_up(tenant, stream_id, cached)
+        return cached
+
+    async def checkout(
+        self, tenant: str, stream_id: str, *, verify: bool = True
+    ) -> LedgerAggregate | None:
+        """The aggregate for a command to decide on; the command owns it until :meth:`save`.
+
+        A cached aggregate is taken out of the cache rather than copied, so what a
+        command does to it is never seen by anyone else; :meth:`save` puts it back
+        once its events are stored, and :meth:`give_back` returns one the command
+        left unchanged. One that changed and was not saved is simply dropped: the
+        next load folds the stream again. With ``verify=False`` a cached aggregate
+        is not checked for events another instance appended since (see
+        :meth:`is_cached`): the command's append at the loaded version then conflicts.
+        """
+        key = (tenant, stream_id)
+        aggregate = self._cache.take(key)
+        if aggregate is None:
+            aggregate = await self._fold_from_snapshot(tenant, stream_id, None)
+        elif verify:
+            await self._catch_up(tenant, stream_id, aggregate)
+        if aggregate is not None:
+            self._checked_out[key] = (aggregate, aggregate.version)
+        return aggregate
+
+    def give_back(self, tenant: str, aggregate: LedgerAggregate) -> None:
+        """Return a checked-out aggregate to the cache if the command left it unchanged
+        (no-op after :meth:`save`, or if it changed: then it is not the stored state)."""
+        key = (tenant, aggregate.id)
+        out = self._checked_out.get(key)
+        if out is not None and out[0] is aggregate:
+            del self._checked_out[key]
+            if aggregate.version == out[1]:
+                self._cache.put(key, aggregate)
 
     def is_cached(self, tenant: str, stream_id: str) -> bool:
-        """Whether ``load(..., verify=False)`` would answer from the cache, unverified."""
+        """Whether ``checkout(..., verify=False)`` would answer from the cache, unverified."""
         return self._cache.get((tenant, stream_id)) is not None
+
+    async def _catch_up(self, tenant: str, stream_id: str, cached: LedgerAggregate) -> None:
+        """Advance a cached aggregate by the events appended since (committed events only)."""
+        newer = await self._store.read_stream(tenant, stream_id, after_seq=cached.version)
+        for record in newer:
+            self._mapper.to_domain_event(record).mutate(cached)
 
     async def _fold_from_snapshot(
         self, tenant: str, stream_id: str, upto_seq: int | None
@@ -110,6 +139,7 @@ class EventSourcedRepository:
                 response=canonical_json(body),
             )
         except WrongExpectedVersion as error:
+            self._checked_out.pop((context.tenant, aggregate.id), None)
             self._cache.drop((context.tenant, aggregate.id))
             if expected_version == 0:
                 raise LifecycleConflict(f"{aggregate.id} already exists") from error
@@ -119,10 +149,11 @@ class EventSourcedRepository:
         except IdempotencyKeyReused as error:
             raise IdempotencyMismatch(error.key) from error
         key_of = (context.tenant, aggregate.id)
+        self._checked_out.pop(key_of, None)
         if result.replayed:  # nothing was appended: this aggregate is not the stored state
             self._cache.drop(key_of)
         else:
-            self._cache.put(key_of, self._cache.copy(aggregate))
+            self._cache.put(key_of, aggregate)
             if self._snapshots is not None:
                 self._snapshots.maybe_take(context.tenant, aggregate, expected_version)
         return _saved(result, body)

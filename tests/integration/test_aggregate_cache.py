@@ -63,7 +63,8 @@ async def test_a_stale_cached_copy_cannot_append_over_newer_events(
     a, b = two_instances
     await a.threads.start_thread(StartThread(thread_id="thr_1"), CTX)
     await a.threads.start_turn("thr_1", StartTurn(turn_id="t1"), CTX)
-    stale = await _thread(a, "thr_1")
+    stale = await a.repository.checkout("default", "thr_1")
+    assert isinstance(stale, Thread)
     await b.threads.add_item("thr_1", "t1", AddItem(item_id="i1", kind="message"), CTX)
     stale.add_item(
         turn_id="t1",
@@ -76,6 +77,7 @@ async def test_a_stale_cached_copy_cannot_append_over_newer_events(
     )
     with pytest.raises(ConcurrencyConflict):
         await a.repository.save(stale, CTX, {})
+    a.repository.give_back("default", stale)
     fresh = await _thread(a, "thr_1")
     assert fresh.version == 3 and "i2" not in fresh.items
 
@@ -90,9 +92,35 @@ async def test_a_refused_command_leaves_the_cache_as_it_was(
         await a.threads.start_turn("thr_1", StartTurn(turn_id="t2"), CTX)
     loaded = await _thread(a, "thr_1")
     assert loaded.version == 2 and list(loaded.turns) == ["t1"]
-    loaded.end_turn(turn_id="t1", status="completed", error=None, now=loaded.modified_on)
+
+
+async def test_a_checked_out_aggregate_is_nobody_elses_and_is_dropped_if_changed_unsaved(
+    two_instances: tuple[Ledger, Ledger],
+) -> None:
+    a, _ = two_instances
+    await a.threads.start_thread(StartThread(thread_id="thr_1"), CTX)
+    await a.threads.start_turn("thr_1", StartTurn(turn_id="t1"), CTX)
+    cached = await _thread(a, "thr_1")
+    owned = await a.repository.checkout("default", "thr_1")
+    assert owned is cached and not a.repository.is_cached("default", "thr_1")
+    assert isinstance(owned, Thread)
+    owned.end_turn(turn_id="t1", status="completed", error=None, now=owned.modified_on)
+    assert (await _thread(a, "thr_1")).turns["t1"].status == "in_progress"  # read elsewhere
+    a.repository.give_back("default", owned)  # changed and not saved: discarded
     again = await _thread(a, "thr_1")
-    assert again.turns["t1"].status == "in_progress"
+    assert again is not owned and again.turns["t1"].status == "in_progress"
+
+
+async def test_an_unchanged_checkout_goes_back_to_the_cache_as_it_was(
+    two_instances: tuple[Ledger, Ledger],
+) -> None:
+    a, _ = two_instances
+    await a.threads.start_thread(StartThread(thread_id="thr_1"), CTX)
+    owned = await a.repository.checkout("default", "thr_1")
+    assert owned is not None
+    a.repository.give_back("default", owned)
+    assert a.repository.is_cached("default", "thr_1")
+    assert await a.repository.checkout("default", "thr_1") is owned
 
 
 async def test_a_command_on_a_cached_thread_reads_no_events(

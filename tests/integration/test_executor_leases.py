@@ -17,7 +17,6 @@ from infra.bootstrap import Ledger
 from infra.config import Settings
 from infra.policies import LeaseExpiryPolicy
 from infra.projection_runner import ProjectionRunner
-from infra.stream_tail import StoredStreamTail
 from infra.workspace import WorkspaceRoot
 from projections.executor_leases import ExecutorLeases
 
@@ -79,10 +78,7 @@ class Handlers:
 def _on_clock(ledger: Ledger, clock: Clock) -> Handlers:
     """The ledger's handlers and lease policy, deciding on ``clock``'s time."""
     threads = ThreadHandlers(ledger.repository, clock, WorkspaceRoot(Path(".")))
-    tail = StoredStreamTail(ledger.store, ledger.mapper)
-    executors = ExecutorHandlers(
-        ledger.repository, threads, ledger.executor_reads, tail, clock, LEASE
-    )
+    executors = ExecutorHandlers(ledger.repository, threads, ledger.executor_reads, clock, LEASE)
     policy = LeaseExpiryPolicy(ledger.store, ledger.executor_reads, executors, clock, LEASE)
     return Handlers(threads, executors, policy)
 

@@ -30,10 +30,16 @@ class InMemoryRepository:
     streams: dict[tuple[str, str], list[Appended]] = field(default_factory=dict)
     position: int = 0
 
-    async def load(
+    async def load(self, tenant: str, stream_id: str) -> LedgerAggregate | None:
+        return fold([a.event for a in self.streams.get((tenant, stream_id), [])])
+
+    async def checkout(
         self, tenant: str, stream_id: str, *, verify: bool = True
     ) -> LedgerAggregate | None:
-        return fold([a.event for a in self.streams.get((tenant, stream_id), [])])
+        return await self.load(tenant, stream_id)
+
+    def give_back(self, tenant: str, aggregate: LedgerAggregate) -> None:
+        pass
 
     def is_cached(self, tenant: str, stream_id: str) -> bool:
         return False

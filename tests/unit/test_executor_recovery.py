@@ -12,8 +12,7 @@ from commands.executor_handlers import ExecutorHandlers
 from commands.ports import CommandContext, OwnedWork
 from commands.thread_commands import AddItem, SetItemStatus, StartThread, StartTurn
 from commands.thread_handlers import ThreadHandlers
-from domain.base import LedgerAggregate
-from domain.executor import Executor, RecoveryKind
+from domain.executor import RecoveryKind
 from domain.thread import RESTART_REASON, Thread
 from infra.workspace import WorkspaceRoot
 from tests.unit.fake_repository import InMemoryRepository, TickingClock, context
@@ -26,7 +25,6 @@ class FakeReads:
 
     repository: InMemoryRepository
     last_seen: dict[str, int] = field(default_factory=dict)
-    tail_reads: int = 0
 
     async def owned_work(self, tenant: str, executor_id: str) -> OwnedWork:
         owned = []
@@ -39,12 +37,6 @@ class FakeReads:
 
     async def position_of(self, tenant: str, stream_id: str, seq: int) -> int:
         return 1000 + seq
-
-    async def events_after(
-        self, tenant: str, stream_id: str, seq: int
-    ) -> list[LedgerAggregate.Event]:
-        self.tail_reads += 1
-        return [a.event for a in self.repository.events(stream_id, tenant)[seq:]]
 
 
 @dataclass
@@ -78,9 +70,7 @@ def world(tmp_path: Path) -> World:
     clock = TickingClock()
     threads = ThreadHandlers(repository, clock, WorkspaceRoot(tmp_path))
     reads = FakeReads(repository)
-    executors = ExecutorHandlers(
-        repository, threads, reads, reads, clock, lease=timedelta(seconds=30)
-    )
+    executors = ExecutorHandlers(repository, threads, reads, clock, lease=timedelta(seconds=30))
     return World(repository, threads, executors, reads)
 
 
@@ -180,23 +170,6 @@ async def test_a_heartbeat_registers_the_executor_and_names_when_its_lease_runs_
     assert (first.seq, second.seq) == (2, 3)
     assert second.body["lease_expires_at"] > first.body["lease_expires_at"]
     assert second.body["lease_expires_at"].endswith("Z")
-
-
-async def test_a_known_executor_is_kept_in_memory_and_catches_up_with_other_writers(
-    world: World,
-) -> None:
-    await world.executors.heartbeat("rt-1", context())
-    # Another Ledger instance records a heartbeat the cached executor has not seen.
-    elsewhere = await world.repository.load("default", "executor/rt-1")
-    assert isinstance(elsewhere, Executor)
-    elsewhere.record_heartbeat(now=elsewhere.modified_on)
-    await world.repository.save(elsewhere, context(), {})
-
-    saved = await world.executors.heartbeat("rt-1", context())
-
-    assert saved.seq == 4  # decided on the caught-up executor, so no conflict
-    assert world.reads.tail_reads == 1
-    assert world.repository.types("executor/rt-1").count("ExecutorHeartbeatRecorded") == 3
 
 
 def test_a_command_names_its_executor_in_metadata_only_when_it_has_one() -> None:
