@@ -25,6 +25,7 @@ import orjson
 
 from infra.http.wire import event_wire
 from infra.store.backend import Backend
+from infra.store.json_pages import JsonPage, LogSlice
 from infra.store.records import RecordedEvent
 
 PAGE = 1000
@@ -86,16 +87,33 @@ def event_pages(
         after = page[-1].position
 
 
-def write_jsonl(pages: Iterable[list[RecordedEvent]], out: IO[bytes], after: int) -> ExportSummary:
-    """Write each page as JSON lines, flushing after each page."""
+def line_pages(
+    backend: Backend, *, after: int = 0, page_size: int = PAGE, upto: int | None = None
+) -> Iterator[JsonPage]:
+    """Like :func:`event_pages`, as export lines rendered by the database (see
+    :mod:`infra.store.json_pages`): no event becomes a Python object on the way out."""
+    if page_size < 1:
+        raise ValueError("the page size must be at least 1")
+    end = backend.max_position() if upto is None else upto
+    while after < end:
+        where = LogSlice(after_position=after, upto_position=end, limit=page_size)
+        page = backend.read_json(where, with_tenant=True, separator="\n")
+        if not page.count:
+            return
+        yield page
+        after = page.last
+
+
+def write_jsonl(pages: Iterable[JsonPage], out: IO[bytes], after: int) -> ExportSummary:
+    """Write each page of export lines, flushing after each page."""
     events = count = 0
     last = after
     for page in pages:
-        out.write(b"".join(export_line(event) for event in page))
+        out.write(page.body.encode() + b"\n")
         out.flush()
-        events += len(page)
+        events += page.count
         count += 1
-        last = page[-1].position
+        last = page.last
     return ExportSummary(after, events, count, last)
 
 
@@ -175,15 +193,17 @@ def export_log(
     stdout: IO[bytes] | None = None,
 ) -> ExportSummary:
     """Export every event after ``after`` to ``out`` (``None``: JSON lines on ``stdout``)."""
-    pages = event_pages(backend, after=after, page_size=page_size)
     if fmt not in ("jsonl", "parquet"):
         raise ValueError(f"unknown export format {fmt!r}: use jsonl or parquet")
+    lines = line_pages(backend, after=after, page_size=page_size)
     if out is None:
         if fmt != "jsonl" or stdout is None:
             raise ValueError("only a jsonl export can be written to standard output")
-        return write_jsonl(pages, stdout, after)
+        return write_jsonl(lines, stdout, after)
     with replaced_atomically(out) as partial:
         if fmt == "parquet":
-            return write_parquet(pages, partial, after)
+            return write_parquet(
+                event_pages(backend, after=after, page_size=page_size), partial, after
+            )
         with partial.open("wb") as file:
-            return write_jsonl(pages, file, after)
+            return write_jsonl(lines, file, after)

@@ -21,9 +21,8 @@ from infra.http.endpoint import Endpoint
 from infra.http.limits import MAX_EXPORT_EVENTS, MAX_INT64
 from infra.http.requests import read_query
 from infra.http.service import ledger_of
-from infra.log_export import export_line
 from infra.store.errors import StoreError
-from infra.store.records import RecordedEvent
+from infra.store.json_pages import JsonPage, LogSlice
 
 if TYPE_CHECKING:
     from infra.bootstrap import Ledger
@@ -44,34 +43,28 @@ class ExportQuery(BaseModel):
 
 
 async def _lines(
-    ledger: Ledger,
-    tenant: str,
-    first: list[RecordedEvent],
-    head: int,
-    limit: int | None,
+    ledger: Ledger, tenant: str, first: JsonPage, head: int, limit: int | None
 ) -> AsyncIterator[bytes]:
     """The first page (already read), then each next page, until ``head`` or ``limit``."""
     page = first
     left = limit
     try:
-        while page:
-            page = [event for event in page if event.position <= head][:left]
-            if not page:
-                return
-            yield b"".join(export_line(event) for event in page)
+        while page.count:
+            yield page.body.encode() + b"\n"
             if left is not None:
-                left -= len(page)
+                left -= page.count
                 if left <= 0:
                     return
-            page = await ledger.store.read_all(
-                after_position=page[-1].position, limit=_page_size(left), tenant=tenant
+            page = await ledger.store.read_json(
+                _slice(tenant, page.last, head, left), with_tenant=True, separator="\n"
             )
     except StoreError as error:  # the status is sent: end the body early, the client resumes
         log.warning("export stream ended early: %s", error)
 
 
-def _page_size(left: int | None) -> int:
-    return PAGE if left is None else min(PAGE, left)
+def _slice(tenant: str, after: int, head: int, left: int | None) -> LogSlice:
+    limit = PAGE if left is None else min(PAGE, left)
+    return LogSlice(after_position=after, upto_position=head, limit=limit, tenant=tenant)
 
 
 async def get_export(request: Request) -> Response:
@@ -79,8 +72,8 @@ async def get_export(request: Request) -> Response:
     query = read_query(request, ExportQuery)
     tenant = ledger.tenant(request)
     head = await ledger.store.max_position()
-    first = await ledger.store.read_all(
-        after_position=query.after, limit=_page_size(query.limit), tenant=tenant
+    first = await ledger.store.read_json(
+        _slice(tenant, query.after, head, query.limit), with_tenant=True, separator="\n"
     )
     return StreamingResponse(
         _lines(ledger, tenant, first, head, query.limit),

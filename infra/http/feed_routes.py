@@ -30,7 +30,8 @@ from infra.http.paths import path_ids
 from infra.http.requests import read_query
 from infra.http.schemas import FeedPage
 from infra.http.service import ledger_of
-from infra.http.wire import JSON, event_wire
+from infra.http.wire import event_wire
+from infra.store.json_pages import LogSlice
 from infra.store.records import RecordedEvent
 
 if TYPE_CHECKING:
@@ -65,15 +66,19 @@ class TailQuery(BaseModel):
 async def get_feed(request: Request) -> Response:
     ledger = ledger_of(request)
     query = read_query(request, FeedQuery)
-    events = await ledger.store.read_all(
+    where = LogSlice(
         after_position=query.after,
         limit=query.limit,
         types=query.type_list(),
         stream_type=query.stream_type,
         tenant=ledger.tenant(request),
     )
-    next_after = events[-1].position if events else query.after
-    return JSON({"events": [event_wire(e) for e in events], "next_after": next_after})
+    # The database renders the events (see infra.store.json_pages): the page is sent
+    # without any event becoming a Python object.
+    page = await ledger.store.read_json(where)
+    next_after = page.last if page.count else query.after
+    body = f'{{"events":{page.as_array()},"next_after":{next_after}}}'
+    return Response(body.encode(), media_type="application/json")
 
 
 def _resume_point(request: Request, after: int | None) -> int | None:

@@ -12,7 +12,7 @@ from domain.errors import NotFound
 from infra.http.limits import MAX_INT64, MAX_PAGE_SIZE
 from infra.http.paths import path_ids
 from infra.http.requests import read_query
-from infra.http.wire import JSON, event_wire
+from infra.store.json_pages import StreamSlice
 
 if TYPE_CHECKING:
     from infra.bootstrap import Ledger
@@ -36,8 +36,10 @@ async def stream_events_page(request: Request, stream_type: str, id_name: str) -
     if head is None or head.stream_type != stream_type:
         noun = id_name.removesuffix("_id")
         raise NotFound(f"no {noun} {stream_id}", **{id_name: stream_id})
-    events = await ledger.store.read_stream(
-        tenant, stream_id, after_seq=query.since_seq, limit=query.limit
+    # Rendered by the database (see infra.store.json_pages): no event becomes an object.
+    page = await ledger.store.read_json(
+        StreamSlice(tenant, stream_id, after_seq=query.since_seq, limit=query.limit)
     )
-    next_seq = events[-1].seq if events else query.since_seq
-    return JSON({"events": [event_wire(e) for e in events], "next_seq": next_seq})
+    next_seq = page.last if page.count else query.since_seq
+    body = f'{{"events":{page.as_array()},"next_seq":{next_seq}}}'
+    return Response(body.encode(), media_type="application/json")

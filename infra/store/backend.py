@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from infra.store.batch import BatchPlan, StoredIdempotency, StreamKey
+from infra.store.json_pages import JsonPage, LogSlice, Separator, StreamSlice
 from infra.store.records import AppendResult, Commit, RecordedEvent, StreamHead
 
 
@@ -59,6 +60,15 @@ class Backend(Protocol):
         stream_type: str | None = None,
         tenant: str | None = None,
     ) -> list[RecordedEvent]: ...
+
+    def read_json(
+        self,
+        where: LogSlice | StreamSlice,
+        *,
+        with_tenant: bool = False,
+        separator: Separator = ",",
+    ) -> JsonPage:
+        """The events of ``where`` rendered in the wire format by the database."""
 
     def max_position(self) -> int: ...
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from infra.store.backend import Backend
 from infra.store.batch import StoredIdempotency
+from infra.store.json_pages import JsonPage, LogSlice, Separator, StreamSlice
 from infra.store.postgres import PostgresBackend
 from infra.store.readers import AsyncPostgresReader, AsyncReader, InlineSqliteReader
 from infra.store.records import (
@@ -124,6 +125,17 @@ class EventStore:
             stream_type=stream_type,
             tenant=tenant,
         )
+
+    async def read_json(
+        self,
+        where: LogSlice | StreamSlice,
+        *,
+        with_tenant: bool = False,
+        separator: Separator = ",",
+    ) -> JsonPage:
+        """The events of ``where`` in the wire format, rendered by the database
+        (see :mod:`infra.store.json_pages`)."""
+        return await self.reader.read_json(where, with_tenant=with_tenant, separator=separator)
 
     async def max_position(self) -> int:
         return await self.reader.max_position()

@@ -49,6 +49,14 @@ from infra.store.batch import (
     stream_keys,
 )
 from infra.store.errors import PositionNotAdvanced, StoreUnavailable
+from infra.store.json_pages import (
+    JsonPage,
+    LogSlice,
+    Separator,
+    StreamSlice,
+    json_page,
+    json_page_query,
+)
 from infra.store.records import AppendResult, Commit, RecordedEvent, StreamHead
 from infra.store.rows import EVENT_COLUMNS, event_from_row, feed_sql
 from infra.store.schema import (
@@ -387,6 +395,18 @@ class PostgresBackend:
         )
         rows = self._fetch(text, params, binary=True)
         return [event_from_row(row, parse_pg_time) for row in rows]
+
+    def read_json(
+        self,
+        where: LogSlice | StreamSlice,
+        *,
+        with_tenant: bool = False,
+        separator: Separator = ",",
+    ) -> JsonPage:
+        text, params = json_page_query(
+            self.dialect, where, with_tenant=with_tenant, separator=separator
+        )
+        return json_page(self.dialect, self._fetch(text, params), separator)
 
     def max_position(self) -> int:
         rows = self._fetch("SELECT max(position) FROM events", [])

@@ -15,6 +15,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from infra.store.batch import StoredIdempotency
 from infra.store.errors import StoreUnavailable
+from infra.store.json_pages import (
+    JsonPage,
+    LogSlice,
+    Separator,
+    StreamSlice,
+    json_page,
+    json_page_query,
+)
 from infra.store.postgres import (
     SELECT_HEAD,
     SELECT_KEYS,
@@ -54,6 +62,14 @@ class AsyncReader(Protocol):
         stream_type: str | None = None,
         tenant: str | None = None,
     ) -> list[RecordedEvent]: ...
+
+    async def read_json(
+        self,
+        where: LogSlice | StreamSlice,
+        *,
+        with_tenant: bool = False,
+        separator: Separator = ",",
+    ) -> JsonPage: ...
 
     async def max_position(self) -> int: ...
 
@@ -113,6 +129,15 @@ class InlineSqliteReader:
             stream_type=stream_type,
             tenant=tenant,
         )
+
+    async def read_json(
+        self,
+        where: LogSlice | StreamSlice,
+        *,
+        with_tenant: bool = False,
+        separator: Separator = ",",
+    ) -> JsonPage:
+        return self._backend.read_json(where, with_tenant=with_tenant, separator=separator)
 
     async def max_position(self) -> int:
         return self._backend.max_position()
@@ -188,6 +213,18 @@ class AsyncPostgresReader:
         )
         rows = await self._fetch(text, params, binary=True)
         return [event_from_row(row, parse_pg_time) for row in rows]
+
+    async def read_json(
+        self,
+        where: LogSlice | StreamSlice,
+        *,
+        with_tenant: bool = False,
+        separator: Separator = ",",
+    ) -> JsonPage:
+        text, params = json_page_query(
+            "postgres", where, with_tenant=with_tenant, separator=separator
+        )
+        return json_page("postgres", await self._fetch(text, params), separator)
 
     async def max_position(self) -> int:
         rows = await self._fetch("SELECT max(position) FROM events", [])

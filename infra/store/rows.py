@@ -39,9 +39,10 @@ def feed_sql(
     types: Sequence[str],
     stream_type: str | None = None,
     tenant: str | None = None,
+    columns: str = EVENT_COLUMNS,
 ) -> tuple[str, list[object]]:
     """The global feed query (``%s`` placeholders; SQLite swaps them for ``?``)."""
-    text = f"SELECT {EVENT_COLUMNS} FROM events WHERE position > %s"
+    text = f"SELECT {columns} FROM events WHERE position > %s"
     params: list[object] = [after_position]
     if upto_position is not None:
         text += " AND position <= %s"

@@ -31,6 +31,14 @@ from infra.store.batch import (
 )
 from infra.store.errors import PositionNotAdvanced, StoreUnavailable
 from infra.store.hashing import format_timestamp
+from infra.store.json_pages import (
+    JsonPage,
+    LogSlice,
+    Separator,
+    StreamSlice,
+    json_page,
+    json_page_query,
+)
 from infra.store.records import AppendResult, Commit, RecordedEvent, StreamHead
 from infra.store.rows import EVENT_COLUMNS, event_from_row, feed_sql
 from infra.store.schema import MIGRATIONS, SQLITE_MIGRATIONS_TABLE
@@ -208,6 +216,19 @@ class SqliteBackend:
         )
         rows = self.reader().execute(text.replace("%s", "?"), params).fetchall()
         return [event_from_row(row, _parse_time) for row in rows]
+
+    def read_json(
+        self,
+        where: LogSlice | StreamSlice,
+        *,
+        with_tenant: bool = False,
+        separator: Separator = ",",
+    ) -> JsonPage:
+        text, params = json_page_query(
+            self.dialect, where, with_tenant=with_tenant, separator=separator
+        )
+        rows = self.reader().execute(text.replace("%s", "?"), params).fetchall()
+        return json_page(self.dialect, rows, separator)
 
     def max_position(self) -> int:
         row = self.reader().execute("SELECT max(position) FROM events").fetchone()

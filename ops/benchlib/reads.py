@@ -8,6 +8,7 @@ import gc
 import random
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,10 +17,10 @@ import orjson
 from benchlib.common import Deadline, percentile, rss_kib
 from benchlib.data import EVENTS_PER_STREAM, TENANT, stream_name
 from infra.bootstrap import all_projections
-from infra.log_export import event_pages
 from infra.projection_runner import ProjectionRunner
 from infra.store.backend import Backend
 from infra.store.eventstore import EventStore
+from infra.store.json_pages import LogSlice, StreamSlice
 
 PAGE = 100
 SCAN_PAGE = 1000
@@ -83,18 +84,26 @@ def _targets(streams: int, count: int, seed: int) -> list[tuple[str, int]]:
     ]
 
 
-async def ours_replay(store: EventStore, streams: int, count: int, warmup: int) -> Latencies:
-    """``EventStore.read_stream(after_seq=random, limit=100)`` on random streams, one at a time."""
+async def ours_replay(
+    store: EventStore, streams: int, count: int, warmup: int, *, as_json: bool
+) -> Latencies:
+    """A page of 100 after a random seq of a random stream, one at a time: as the replay
+    endpoint reads it (``as_json``: ``EventStore.read_json``, the page in the wire format
+    rendered by the database) or as ``RecordedEvent`` objects (``EventStore.read_stream``)."""
     samples: list[float] = []
     events = 0
     for index, (stream, after) in enumerate(_targets(streams, count + warmup, 6)):
         started = time.perf_counter()
-        page = await store.read_stream(TENANT, stream, after_seq=after, limit=PAGE)
+        if as_json:
+            where = StreamSlice(TENANT, stream, after_seq=after, limit=PAGE)
+            length = (await store.read_json(where)).count
+        else:
+            length = len(await store.read_stream(TENANT, stream, after_seq=after, limit=PAGE))
         elapsed = time.perf_counter() - started
-        assert len(page) == EVENTS_PER_STREAM - after, (stream, after, len(page))
+        assert length == EVENTS_PER_STREAM - after, (stream, after, length)
         if index >= warmup:
             samples.append(elapsed)
-            events += len(page)
+            events += length
     return Latencies(samples, events)
 
 
@@ -159,7 +168,7 @@ def _release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def _scan(pages: Any, decode: Any, total: int, budget: float) -> Scan:
+def _scan(pages: Iterator[list[dict[str, Any]]], total: int, budget: float) -> Scan:
     _release_memory()
     base = rss_kib()
     quarter: int | None = None
@@ -168,7 +177,7 @@ def _scan(pages: Any, decode: Any, total: int, budget: float) -> Scan:
     sink = None
     with RssSampler() as sampler:
         for page in pages:
-            sink = [decode(item) for item in page]
+            sink = page
             events += len(sink)
             if quarter is None and events >= total // 4:
                 quarter = sampler.peak
@@ -186,18 +195,6 @@ def _scan(pages: Any, decode: Any, total: int, budget: float) -> Scan:
     )
 
 
-def _ours_dict(event: Any) -> dict[str, Any]:
-    return {
-        "position": event.position,
-        "stream_id": event.stream_id,
-        "seq": event.seq,
-        "type": event.type,
-        "recorded_at": event.recorded_at,
-        "data": orjson.loads(event.data),
-        "metadata": orjson.loads(event.metadata),
-    }
-
-
 def _stock_dict(notification: Any) -> dict[str, Any]:
     return {
         "position": notification.id,
@@ -209,13 +206,27 @@ def _stock_dict(notification: Any) -> dict[str, Any]:
 
 
 def ours_scan(backend: Backend, budget: float) -> Scan:
-    """The export's paging (:func:`infra.log_export.event_pages`, 1,000 a page), decoded."""
+    """Pages of 1,000 in the wire format as the database renders them
+    (:mod:`infra.store.json_pages`, what the feed and the export send), each decoded
+    with one ``orjson.loads`` into a list of event dicts."""
     total = backend.max_position()
-    return _scan(event_pages(backend, page_size=SCAN_PAGE), _ours_dict, total, budget)
+
+    def pages() -> Iterator[list[dict[str, Any]]]:
+        after = 0
+        while after < total:
+            where = LogSlice(after_position=after, upto_position=total, limit=SCAN_PAGE)
+            page = backend.read_json(where)
+            if not page.count:
+                return
+            yield orjson.loads(page.as_array())
+            after = page.last
+
+    return _scan(pages(), total, budget)
 
 
 def stock_scan(recorder: Any, budget: float) -> Scan:
-    """``select_notifications`` pages of 1,000, decoded the same way."""
+    """``select_notifications`` pages of 1,000, each notification a dict with its state
+    decoded by ``orjson.loads``."""
     total = recorder.max_notification_id() or 0
 
     def pages() -> Any:
@@ -224,7 +235,7 @@ def stock_scan(recorder: Any, budget: float) -> Scan:
             page = recorder.select_notifications(start, SCAN_PAGE)
             if not page:
                 return
-            yield page
+            yield [_stock_dict(notification) for notification in page]
             start = page[-1].id + 1
 
-    return _scan(pages(), _stock_dict, total, budget)
+    return _scan(pages(), total, budget)
