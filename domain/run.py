@@ -178,7 +178,7 @@ class Run(RunRecord):
     @property
     def auto_resume_count(self) -> int:
         """``run_auto_resumed`` entries so far (the cap counts both kinds, as seed 002 does)."""
-        return sum(1 for entry in self.lifecycle if entry.event == AUTO_RESUME_ENTRY)
+        return sum(1 for entry in self.lifecycle if entry["event"] == AUTO_RESUME_ENTRY)
 
     @property
     def terminal(self) -> bool:

@@ -1,10 +1,10 @@
-"""The state a run keeps per node, gate and lifecycle entry (plain dataclasses)."""
+"""The state a run keeps per node, gate and lifecycle entry (plain dataclasses and dicts)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 NODE_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL_NODE_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
@@ -99,12 +99,15 @@ class Gate:
     decided_at: datetime | None = None
 
 
-@dataclass
-class LifecycleEntry:
-    """One line of the run's ``lifecycle_history`` (seed 002's names)."""
+class LifecycleEntry(TypedDict):
+    """One line of the run's ``lifecycle_history`` (seed 002's names).
+
+    A plain dict rather than a dataclass: a run keeps one for every event it records,
+    and a snapshot holds them as plain JSON, which decodes without a Python object
+    being built per entry (what kept time travel on a 10,000-event run slow)."""
 
     event: str
     recorded_at_ms: int
-    detail: str | None = None
-    stop_kind: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+    detail: str | None
+    stop_kind: str | None
+    metadata: dict[str, Any]

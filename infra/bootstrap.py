@@ -17,7 +17,7 @@ from commands.thread_handlers import ThreadHandlers
 from domain.bindings import EdgeBinding
 from domain.executor import Executor
 from domain.run import Run
-from domain.run_state import Gate, LifecycleEntry, NodeState, NodeUsage
+from domain.run_state import Gate, NodeState, NodeUsage
 from domain.thread import Approval, Item, Thread, Turn, Usage
 from domain.workflow import FrameSpec, NodeSpec, Plan
 from infra.auth import TokenResolver
@@ -50,7 +50,7 @@ from queries.run_status import status_document
 AGGREGATES = (Thread, Executor, Run)
 SNAPSHOT_DATACLASSES = (
     *(Turn, Item, Approval, Usage),
-    *(NodeState, NodeUsage, Gate, LifecycleEntry, Plan, NodeSpec, FrameSpec, EdgeBinding),
+    *(NodeState, NodeUsage, Gate, Plan, NodeSpec, FrameSpec, EdgeBinding),
 )
 
 

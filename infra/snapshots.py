@@ -4,8 +4,8 @@ The state is the aggregate's attributes. Plain JSON values (strings, numbers, li
 dicts with string keys none of which starts with ``$``, nested to any depth) are
 stored as they are and decoded without being walked; anything else is tagged:
 datetimes (``$dt``), sets (``$set``), the domain's dataclasses (``$dc``, fields by
-position), lists of one dataclass (``$dcs``, one row of fields per item: a run's
-10,000 lifecycle entries decode in one pass), and lists or dicts holding any of
+position), lists of one dataclass (``$dcs``, one row of fields per item, decoded in
+one pass), and lists or dicts holding any of
 those (``$list``, ``$map``). The document names each dataclass's fields, so a
 snapshot written before a field was added or moved is refused, never misread.
 
@@ -26,9 +26,9 @@ import orjson
 
 from domain.base import LedgerAggregate
 
-SNAPSHOT_VERSION = (
-    3  # 2: runs (and NodeState.dispatches); 3: plain JSON untagged, fields by position
-)
+SNAPSHOT_VERSION = 4
+"""2: runs (and NodeState.dispatches); 3: plain JSON untagged, fields by position;
+4: a run's lifecycle entries are plain dicts."""
 SKIP = frozenset({"_pending_events"})
 SCALARS = (str, int, float, bool, type(None))
 

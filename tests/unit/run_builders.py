@@ -223,7 +223,7 @@ def pending_names(run: Run) -> list[str]:
 
 
 def lifecycle_names(run: Run) -> list[str]:
-    return [entry.event for entry in run.lifecycle]
+    return [entry["event"] for entry in run.lifecycle]
 
 
 def observable(run: Run) -> dict[str, Any]:
@@ -252,7 +252,7 @@ def observable(run: Run) -> dict[str, Any]:
         "gates": {task_id: asdict(g) for task_id, g in run.gates.items()},
         "gate_queue": list(run.gate_queue),
         "gate_history": [dict(entry) for entry in run.gate_history],
-        "lifecycle": [asdict(entry) for entry in run.lifecycle],
+        "lifecycle": [dict(entry) for entry in run.lifecycle],
         "sessions": list(run.sessions),
         "latest_session_id": run.latest_session_id,
         "instances": list(run.instances),

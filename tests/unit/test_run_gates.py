@@ -279,8 +279,8 @@ def test_a_stale_gate_is_marked_once_with_its_five_metadata_keys() -> None:
     assert run.status == "awaiting_approval"
     assert "review" in (run.detail or "")
     entry = run.lifecycle[-1]
-    assert entry.event == "approval_gate_marked_stale"
-    assert "review" in (entry.detail or "")
+    assert entry["event"] == "approval_gate_marked_stale"
+    assert "review" in (entry["detail"] or "")
     assert lifecycle_names(run).count("approval_gate_marked_stale") == 1
 
 

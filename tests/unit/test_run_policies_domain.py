@@ -57,7 +57,7 @@ def test_restart_fails_a_running_run_with_the_seed_strings() -> None:
     assert run.finished_at == at(5)
     assert {n.status for n in run.nodes.values()} == {"cancelled"}
     entry = run.lifecycle[-1]
-    assert (entry.event, entry.detail, entry.stop_kind) == (
+    assert (entry["event"], entry["detail"], entry["stop_kind"]) == (
         "run_failed_server_restart",
         RESTART,
         "server_restart",
@@ -85,7 +85,7 @@ def test_restart_settles_a_pausing_run_to_paused_with_the_seed_reason() -> None:
 
     assert run.status == "paused"
     assert run.pause_reason == SETTLED
-    assert run.lifecycle[-1].event == "run_pausing_settled_on_restart"
+    assert run.lifecycle[-1]["event"] == "run_pausing_settled_on_restart"
     assert pending_names(run) == ["RunPaused"]
     assert run.recover_for_executor(executor_id="auto-1", shutdown=False, now=at(6)) is False
     assert run.collect_events() == []
@@ -134,7 +134,7 @@ def test_shutdown_fails_a_running_run_with_the_seed_strings() -> None:
 
     assert run.status == "failed"
     assert (run.stop_kind, run.stop_reason, run.detail) == ("shutdown", SHUTDOWN, SHUTDOWN)
-    assert run.lifecycle[-1].event == "run_failed_shutdown"
+    assert run.lifecycle[-1]["event"] == "run_failed_shutdown"
     run.collect_events()
     assert run.recover_for_executor(executor_id="auto-1", shutdown=True, now=at(6)) is False
     assert run.collect_events() == []
@@ -199,7 +199,7 @@ def test_stale_reap_pauses_the_run_and_marks_running_nodes_for_repair() -> None:
     assert run.nodes["a"].needs_repair is True
     assert run.nodes["b"].needs_repair is False
     entry = run.lifecycle[-1]
-    assert (entry.event, entry.stop_kind) == (
+    assert (entry["event"], entry["stop_kind"]) == (
         "run_paused_stale_no_provider_activity",
         "stale_reaped",
     )
@@ -249,9 +249,9 @@ def test_auto_resume_inside_the_window_requeues_the_repaired_node() -> None:
         None,
     )
     entry = run.lifecycle[-1]
-    assert entry.event == "run_auto_resumed"
-    assert entry.detail == "auto_resume_after_stale_reap"
-    assert entry.metadata == {"auto_resume_window_ms": 1_200_000, "stale_reaped_at_ms": ms(100)}
+    assert entry["event"] == "run_auto_resumed"
+    assert entry["detail"] == "auto_resume_after_stale_reap"
+    assert entry["metadata"] == {"auto_resume_window_ms": 1_200_000, "stale_reaped_at_ms": ms(100)}
     (resumed,) = run.collect_events()
     assert isinstance(resumed, RunAutoResumed)
     assert resumed.requeued == ["a"]
@@ -345,9 +345,9 @@ def test_an_approved_quota_override_resumes_a_guardrail_stopped_run() -> None:
     assert run.stop_kind is None
     assert run.nodes["a"].status == "queued"
     entry = run.lifecycle[-1]
-    assert entry.event == "run_auto_resumed"
-    assert entry.detail == "auto_resume_after_guardrail_override"
-    assert entry.metadata["quota_override_id"] == "q1"
+    assert entry["event"] == "run_auto_resumed"
+    assert entry["detail"] == "auto_resume_after_guardrail_override"
+    assert entry["metadata"]["quota_override_id"] == "q1"
     assert pending_names(run) == ["QuotaOverrideApproved", "RunAutoResumed"]
 
 

@@ -44,7 +44,11 @@ def _round_trip(thread: Thread) -> Thread:
         [NodeUsage(), None, NodeUsage(cost_usd=0.5)],
         [NodeUsage(model="m"), NodeUsage(input_tokens=3)],
         {"$key": NodeUsage(), "other": NodeUsage(output_tokens=2)},
-        [LifecycleEntry("e", 1, metadata={"at": T0}), LifecycleEntry("f", 2, detail="d")],
+        [
+            LifecycleEntry(event="e", recorded_at_ms=1, detail=None, stop_kind=None, metadata={}),
+            LifecycleEntry(event="f", recorded_at_ms=2, detail="d", stop_kind=None, metadata={}),
+        ],
+        [{"event": "e", "metadata": {"at": T0}}],
         [],
         {},
     ],
@@ -80,7 +84,9 @@ def test_a_run_with_feedback_usage_and_lifecycle_entries_round_trips() -> None:
     run.collect_events()
     decoded = CODEC.decode(CODEC.encode(run))
     assert vars(decoded) == vars(run)
-    assert all(isinstance(e, LifecycleEntry) for e in run.lifecycle)
+    assert run.lifecycle and all(type(e) is dict for e in run.lifecycle)
+    stored = orjson.loads(CODEC.encode(run))["state"]["lifecycle"]
+    assert stored == run.lifecycle  # plain JSON: decoded without being walked
 
 
 def test_plain_json_is_stored_untagged() -> None:
