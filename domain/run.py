@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 from eventsourcing.domain import event
 
+from domain.entry_log import EntryLog
 from domain.errors import InvalidCommand, LifecycleConflict, NotFound
 from domain.json_pointer import MISSING, get_path, merge_deltas
 from domain.run_events import (
@@ -124,7 +125,7 @@ class Run(RunRecord):
         self.gates = {}
         self.gate_queue = []
         self.gate_history = []
-        self.lifecycle = []
+        self.lifecycle = EntryLog()
         self.sessions = []
         self.latest_session_id = None
         self.instances = []

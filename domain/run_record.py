@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from eventsourcing.domain import event
 
 from domain.base import LedgerAggregate
+from domain.entry_log import EntryLog
 from domain.json_pointer import apply_delta
 from domain.run_events import (
     FrameClosed,
@@ -136,7 +137,7 @@ class RunRecord(LedgerAggregate):
         gates: dict[str, Gate]
         gate_queue: list[str]
         gate_history: list[dict[str, Any]]
-        lifecycle: list[LifecycleEntry]
+        lifecycle: EntryLog[LifecycleEntry]
         sessions: list[str]
         latest_session_id: str | None
         instances: list[str]

@@ -9,6 +9,10 @@ one pass), and lists or dicts holding any of
 those (``$list``, ``$map``). The document names each dataclass's fields, so a
 snapshot written before a field was added or moved is refused, never misread.
 
+An :class:`~domain.entry_log.EntryLog` (a run's lifecycle history) is stored after
+the document as its own JSON array, one line each, and restored still as those
+bytes: time travel writes it out again without it ever being decoded.
+
 Nothing is unpickled: a snapshot read from the database can only ever produce plain
 data. ``SNAPSHOT_VERSION`` names the shape of aggregate state; a snapshot of another
 version is ignored (the stream is folded from the start instead), so changing an
@@ -25,10 +29,11 @@ from typing import Any
 import orjson
 
 from domain.base import LedgerAggregate
+from domain.entry_log import EntryLog
 
-SNAPSHOT_VERSION = 4
+SNAPSHOT_VERSION = 5
 """2: runs (and NodeState.dispatches); 3: plain JSON untagged, fields by position;
-4: a run's lifecycle entries are plain dicts."""
+4: a run's lifecycle entries are plain dicts; 5: entry logs stored after the document."""
 SKIP = frozenset({"_pending_events"})
 SCALARS = (str, int, float, bool, type(None))
 
@@ -53,9 +58,20 @@ class StateCodec:
 
     def encode(self, aggregate: LedgerAggregate) -> bytes:
         used: set[str] = set()
-        state = {k: self._encode(v, used)[0] for k, v in vars(aggregate).items() if k not in SKIP}
+        logs: list[bytes] = []
+        state: dict[str, Any] = {}
+        for key, value in vars(aggregate).items():
+            if key in SKIP:
+                continue
+            if isinstance(value, EntryLog):
+                state[key] = {"$log": len(logs)}
+                logs.append(value.json())
+            else:
+                state[key] = self._encode(value, used)[0]
         fields = {name: self._fields[name] for name in sorted(used)}
-        return orjson.dumps({"class": type(aggregate).__name__, "fields": fields, "state": state})
+        document = {"class": type(aggregate).__name__, "fields": fields, "state": state}
+        # orjson writes no raw newline (not even inside strings), so lines separate the parts
+        return b"\n".join([orjson.dumps(document), *logs])
 
     def _encode(self, value: Any, used: set[str]) -> Encoded:
         if isinstance(value, SCALARS):
@@ -135,14 +151,18 @@ class StateCodec:
     # decoding ------------------------------------------------------------------
 
     def decode(self, raw: bytes) -> LedgerAggregate:
-        document = orjson.loads(raw)
+        head, *logs = raw.split(b"\n")
+        document = orjson.loads(head)
         for name, names in document["fields"].items():
             if self._fields.get(name) != names:
                 raise ValueError(f"snapshot fields of {name} differ from this build's")
         cls = self._aggregates[document["class"]]
         aggregate = cls.__new__(cls)
         for key, value in document["state"].items():
-            setattr(aggregate, key, self._decode(value))
+            if type(value) is dict and "$log" in value:
+                setattr(aggregate, key, EntryLog.from_json(logs[value["$log"]]))
+            else:
+                setattr(aggregate, key, self._decode(value))
         aggregate._pending_events = []
         return aggregate
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from domain.run import Run
 from domain.run_record import as_ms
 from domain.run_state import Gate, NodeState, NodeUsage
@@ -109,7 +111,8 @@ def run_view(run: Run) -> dict[str, Any]:
         "awaiting_gate": None if gate is None else gate_view(run, gate),
         "pending_gates": [gate_view(run, run.gates[t]) for t in run.gate_queue],
         "gate_history": run.gate_history,
-        "lifecycle_history": list(run.lifecycle),
+        # as the JSON the snapshot stored it in, if it was never read since (domain.entry_log)
+        "lifecycle_history": orjson.Fragment(run.lifecycle.json()),
         "frames": list(run.frame_stack),
         "revision": run.revision,
         "sessions": list(run.sessions),
@@ -118,6 +121,11 @@ def run_view(run: Run) -> dict[str, Any]:
         "usage": usage_view(run.usage),
         "nodes": {task_id: node_view(run, node) for task_id, node in run.nodes.items()},
     }
+
+
+def _plain_view(run: Run) -> dict[str, Any]:
+    """The run view with its lifecycle entries as values, to diff field by field."""
+    return {**run_view(run), "lifecycle_history": list(run.lifecycle)}
 
 
 def _changes(before: Any, after: Any, path: str, out: list[dict[str, Any]]) -> None:
@@ -150,7 +158,7 @@ def run_diff(
     """What changed in the run's view between ``from_seq`` and ``to_seq`` (``from`` 0: before
     the run existed), and the events that changed it (JSON-pointer paths into the view)."""
     changes: list[dict[str, Any]] = []
-    _changes({} if before is None else run_view(before), run_view(after), "", changes)
+    _changes({} if before is None else _plain_view(before), _plain_view(after), "", changes)
     return {
         "run_id": after.id,
         "from": from_seq,

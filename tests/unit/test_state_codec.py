@@ -85,8 +85,19 @@ def test_a_run_with_feedback_usage_and_lifecycle_entries_round_trips() -> None:
     decoded = CODEC.decode(CODEC.encode(run))
     assert vars(decoded) == vars(run)
     assert run.lifecycle and all(type(e) is dict for e in run.lifecycle)
-    stored = orjson.loads(CODEC.encode(run))["state"]["lifecycle"]
-    assert stored == run.lifecycle  # plain JSON: decoded without being walked
+
+
+def test_a_runs_lifecycle_is_stored_as_its_own_json_and_restored_undecoded() -> None:
+    run = new_run(linear("a", "b"))
+    drive_to_end(run)
+    run.collect_events()
+    head, log = CODEC.encode(run).split(b"\n")
+    assert orjson.loads(head)["state"]["lifecycle"] == {"$log": 0}
+    assert orjson.loads(log) == list(run.lifecycle)
+
+    decoded = CODEC.decode(CODEC.encode(run))
+    assert decoded.lifecycle.json() == log  # written out again as stored, not re-encoded
+    assert vars(decoded) == vars(run)
 
 
 def test_plain_json_is_stored_untagged() -> None:
