@@ -24,8 +24,9 @@ from typing import IO, Any
 import orjson
 
 from infra.http.wire import event_wire
+from infra.read_ahead import read_ahead
 from infra.store.backend import Backend
-from infra.store.json_pages import JsonPage, LogSlice
+from infra.store.json_pages import JsonPage, LogSlice, Separator
 from infra.store.records import RecordedEvent
 
 PAGE = 1000
@@ -87,21 +88,35 @@ def event_pages(
         after = page[-1].position
 
 
-def line_pages(
-    backend: Backend, *, after: int = 0, page_size: int = PAGE, upto: int | None = None
+def json_pages(
+    backend: Backend,
+    *,
+    after: int = 0,
+    page_size: int = PAGE,
+    upto: int | None = None,
+    with_tenant: bool = True,
+    separator: Separator = "\n",
 ) -> Iterator[JsonPage]:
-    """Like :func:`event_pages`, as export lines rendered by the database (see
-    :mod:`infra.store.json_pages`): no event becomes a Python object on the way out."""
+    """Like :func:`event_pages`, rendered by the database (:mod:`infra.store.json_pages`;
+    by default export lines): no event becomes a Python object on the way out. On
+    PostgreSQL the next page is read while the caller handles this one
+    (:func:`infra.read_ahead.read_ahead`)."""
     if page_size < 1:
         raise ValueError("the page size must be at least 1")
     end = backend.max_position() if upto is None else upto
-    while after < end:
-        where = LogSlice(after_position=after, upto_position=end, limit=page_size)
-        page = backend.read_json(where, with_tenant=True, separator="\n")
-        if not page.count:
-            return
-        yield page
-        after = page.last
+
+    def pages(after: int) -> Iterator[JsonPage]:
+        while after < end:
+            where = LogSlice(after_position=after, upto_position=end, limit=page_size)
+            page = backend.read_json(where, with_tenant=with_tenant, separator=separator)
+            if not page.count:
+                return
+            yield page
+            after = page.last
+
+    # PostgreSQL renders in its own process, which then works while this one writes or
+    # decodes; SQLite renders in this process, where reading ahead only adds a thread hop.
+    return read_ahead(pages(after)) if backend.dialect == "postgres" else pages(after)
 
 
 def write_jsonl(pages: Iterable[JsonPage], out: IO[bytes], after: int) -> ExportSummary:
@@ -195,7 +210,7 @@ def export_log(
     """Export every event after ``after`` to ``out`` (``None``: JSON lines on ``stdout``)."""
     if fmt not in ("jsonl", "parquet"):
         raise ValueError(f"unknown export format {fmt!r}: use jsonl or parquet")
-    lines = line_pages(backend, after=after, page_size=page_size)
+    lines = json_pages(backend, after=after, page_size=page_size)
     if out is None:
         if fmt != "jsonl" or stdout is None:
             raise ValueError("only a jsonl export can be written to standard output")

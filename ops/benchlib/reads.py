@@ -17,10 +17,11 @@ import orjson
 from benchlib.common import Deadline, percentile, rss_kib
 from benchlib.data import EVENTS_PER_STREAM, TENANT, stream_name
 from infra.bootstrap import all_projections
+from infra.log_export import json_pages
 from infra.projection_runner import ProjectionRunner
 from infra.store.backend import Backend
 from infra.store.eventstore import EventStore
-from infra.store.json_pages import LogSlice, StreamSlice
+from infra.store.json_pages import StreamSlice
 
 PAGE = 100
 SCAN_PAGE = 1000
@@ -206,22 +207,12 @@ def _stock_dict(notification: Any) -> dict[str, Any]:
 
 
 def ours_scan(backend: Backend, budget: float) -> Scan:
-    """Pages of 1,000 in the wire format as the database renders them
-    (:mod:`infra.store.json_pages`, what the feed and the export send), each decoded
-    with one ``orjson.loads`` into a list of event dicts."""
+    """Pages of 1,000 in the wire format as the database renders them for the feed and
+    the export (:func:`infra.log_export.json_pages`, the next page read while this one
+    is decoded), each decoded with one ``orjson.loads`` into a list of event dicts."""
     total = backend.max_position()
-
-    def pages() -> Iterator[list[dict[str, Any]]]:
-        after = 0
-        while after < total:
-            where = LogSlice(after_position=after, upto_position=total, limit=SCAN_PAGE)
-            page = backend.read_json(where)
-            if not page.count:
-                return
-            yield orjson.loads(page.as_array())
-            after = page.last
-
-    return _scan(pages(), total, budget)
+    pages = json_pages(backend, page_size=SCAN_PAGE, with_tenant=False, separator=",")
+    return _scan((orjson.loads(page.as_array()) for page in pages), total, budget)
 
 
 def stock_scan(recorder: Any, budget: float) -> Scan:
