@@ -202,6 +202,9 @@ class PostgresBackend:
             min_size=1,
             max_size=self._pool_size,
             configure=self._configure,
+            # a read is one statement, a write an explicit transaction: in autocommit
+            # mode the pool needs no ROLLBACK round trip when a connection comes back
+            kwargs={"autocommit": True},
             open=True,
             name="ledger-read",
         )
@@ -219,6 +222,7 @@ class PostgresBackend:
             min_size=1,
             max_size=max_size,
             configure=configure,
+            kwargs={"autocommit": True},  # as the sync pool: no ROLLBACK per read
             open=False,
             name="ledger-async-read",
         )
