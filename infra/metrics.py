@@ -105,6 +105,10 @@ class HttpMetricsMiddleware:
 
 
 def _route(scope: Scope) -> str:
+    matched = scope.get("route")  # set by the router when it dispatched the request
+    if matched is not None:
+        return str(getattr(matched, "path", "unmatched"))
+    # answered before routing (e.g. 401): match the routes to name it
     app = scope.get("app")
     router = getattr(app, "router", None)
     for route in getattr(router, "routes", ()):
