@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import Any
 
 import orjson
 import psycopg
@@ -222,6 +223,16 @@ def _auth_gate(settings: Settings) -> str | None:
     )
 
 
+def _http_protocol() -> Any:
+    """uvicorn's httptools protocol sending each response in one write, if httptools is
+    installed (it is a dependency; without it uvicorn picks its own)."""
+    try:
+        from infra.http.coalescing import CoalescingHttpToolsProtocol
+    except ImportError:
+        return "auto"
+    return CoalescingHttpToolsProtocol
+
+
 def _serve(settings: Settings) -> int:
     import uvicorn
 
@@ -238,6 +249,7 @@ def _serve(settings: Settings) -> int:
         app,
         host=settings.host,
         port=settings.port,
+        http=_http_protocol(),
         log_level="info",
         access_log=False,
         timeout_graceful_shutdown=max(1, settings.shutdown_grace_ms // 1000),
