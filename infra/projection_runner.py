@@ -186,12 +186,7 @@ class ProjectionRunner:
                     raise
                 except Exception as error:
                     raise _EventFailed(index, error) from error
-            session.advance(self.name, events[-1].position)
-            session.execute(
-                "UPDATE projection_positions SET last_error = NULL, error_position = NULL"
-                " WHERE name = %s",
-                (self.name,),
-            )
+            session.advance(self.name, events[-1].position)  # clears a recorded failure
 
     def _salvage(self, events: Sequence[ProjectedEvent]) -> int:
         """The page failed: find the event that fails by applying the page again one event

@@ -472,10 +472,12 @@ class PostgresBackend:
 
 
 def advance_position(conn: psycopg.Connection[Any], name: str, position: int) -> None:
-    """Move a projection's position forward inside the caller's transaction."""
+    """Move a projection's position forward inside the caller's transaction; a failure
+    recorded before is cleared (the projection has moved past it)."""
     row = conn.execute(
         "INSERT INTO projection_positions (name, position) VALUES (%s, %s)"
-        " ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now()"
+        " ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now(),"
+        " last_error = NULL, error_position = NULL"
         " WHERE projection_positions.position < excluded.position RETURNING position",
         (name, position),
     ).fetchone()

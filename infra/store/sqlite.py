@@ -282,11 +282,13 @@ class SqliteBackend:
 
 
 def advance_position(conn: sqlite3.Connection, name: str, position: int) -> None:
-    """Move a projection's position forward inside the caller's transaction."""
+    """Move a projection's position forward inside the caller's transaction; a failure
+    recorded before is cleared (the projection has moved past it)."""
     row = conn.execute(
         "INSERT INTO projection_positions (name, position) VALUES (?, ?)"
         " ON CONFLICT (name) DO UPDATE SET position = excluded.position,"
-        " updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+        " updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),"
+        " last_error = NULL, error_position = NULL"
         " WHERE projection_positions.position < excluded.position RETURNING position",
         (name, position),
     ).fetchone()
