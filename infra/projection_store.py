@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,6 +25,8 @@ PAGE_SQL = (
     " ORDER BY position LIMIT %s"
 )
 """A page of the log as projections need it (no hash chain columns)."""
+
+SCHEMA_LOCK_KEY = int.from_bytes(hashlib.sha256(b"ledger.schema").digest()[:8], "big", signed=True)
 
 
 class SqliteSession:
@@ -81,9 +84,12 @@ def schema_transaction(backend: Backend) -> Iterator[ProjectionSession]:
 
     On PostgreSQL the service role may not create tables, so DDL runs on a
     connection as the connecting user, and the service role is granted the rows.
+    Schema transactions of every process take turns (a transaction-scoped advisory
+    lock): two GRANTs on one table at once fail with "tuple concurrently updated".
     """
     if isinstance(backend, PostgresBackend):
         with backend.owner_connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
             yield PostgresSession(conn)
     else:
         with projection_transaction(backend) as session:
