@@ -48,13 +48,18 @@ class EventSourcedRepository:
             return await self._fold_from_snapshot(tenant, stream_id, upto_seq)
         key = (tenant, stream_id)
         cached = self._cache.get(key)
-        if cached is None:
-            aggregate = await self._fold_from_snapshot(tenant, stream_id, None)
-            if aggregate is not None:
-                self._cache.put(key, aggregate)
-            return aggregate
-        await self._catch_up(tenant, stream_id, cached)
-        return cached
+        if cached is not None:
+            version = cached.version
+            newer = await self._store.read_stream(tenant, stream_id, after_seq=version)
+            # While this read waited, a command may have taken the object (and be changing
+            # it) or saved it further: then it is not this reader's to advance or show.
+            if self._cache.get(key) is cached and cached.version == version:
+                self._advance(cached, newer)
+                return cached
+        aggregate = await self._fold_from_snapshot(tenant, stream_id, None)
+        if aggregate is not None and self._cache.get(key) is None:
+            self._cache.put(key, aggregate)  # unless a command put a newer one meanwhile
+        return aggregate
 
     async def checkout(
         self, tenant: str, stream_id: str, *, verify: bool = True
@@ -74,7 +79,8 @@ class EventSourcedRepository:
         if aggregate is None:
             aggregate = await self._fold_from_snapshot(tenant, stream_id, None)
         elif verify:
-            await self._catch_up(tenant, stream_id, aggregate)
+            newer = await self._store.read_stream(tenant, stream_id, after_seq=aggregate.version)
+            self._advance(aggregate, newer)
         if aggregate is not None:
             self._checked_out[key] = (aggregate, aggregate.version)
         return aggregate
@@ -93,11 +99,9 @@ class EventSourcedRepository:
         """Whether ``checkout(..., verify=False)`` would answer from the cache, unverified."""
         return self._cache.get((tenant, stream_id)) is not None
 
-    async def _catch_up(self, tenant: str, stream_id: str, cached: LedgerAggregate) -> None:
-        """Advance a cached aggregate by the events appended since (committed events only)."""
-        newer = await self._store.read_stream(tenant, stream_id, after_seq=cached.version)
-        for record in newer:
-            self._mapper.to_domain_event(record).mutate(cached)
+    def _advance(self, aggregate: LedgerAggregate, newer: list[RecordedEvent]) -> None:
+        for record in newer:  # committed events only
+            self._mapper.to_domain_event(record).mutate(aggregate)
 
     async def _fold_from_snapshot(
         self, tenant: str, stream_id: str, upto_seq: int | None

@@ -165,3 +165,31 @@ async def test_a_command_on_a_stale_cached_thread_lands_after_the_other_instance
     saved = await a.threads.add_item("thr_1", "t1", AddItem(item_id="i2", kind="message"), CTX)
     assert saved.seq == 4
     assert list((await _thread(b, "thr_1")).items) == ["i1", "i2"]
+
+
+async def test_a_read_never_shows_or_advances_an_aggregate_a_command_took_meanwhile(
+    two_instances: tuple[Ledger, Ledger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = two_instances
+    await a.threads.start_thread(StartThread(thread_id="thr_1"), CTX)
+    await a.threads.start_turn("thr_1", StartTurn(turn_id="t1"), CTX)
+    cached = await _thread(a, "thr_1")
+    await b.threads.add_item("thr_1", "t1", AddItem(item_id="i1", kind="message"), CTX)
+    read_stream = a.store.read_stream
+    taken: list[Thread] = []
+
+    async def command_meanwhile(tenant: str, stream_id: str, **kwargs: object) -> object:
+        found = await read_stream(tenant, stream_id, **kwargs)  # type: ignore[arg-type]
+        if not taken:  # the reader's read: a command takes the thread and decides on it
+            owned = await a.repository.checkout("default", "thr_1", verify=False)
+            assert isinstance(owned, Thread)
+            owned.end_turn(turn_id="t1", status="completed", error=None, now=owned.modified_on)
+            taken.append(owned)
+        return found
+
+    monkeypatch.setattr(a.store, "read_stream", command_meanwhile)
+    seen = await _thread(a, "thr_1")
+    assert seen is not cached and taken == [cached]
+    assert seen.version == 3 and "i1" in seen.items  # b's item, from the store
+    assert seen.turns["t1"].status == "in_progress"  # not the undecided command's change
+    assert cached.version == 3  # the command's own decision, nothing folded into it
