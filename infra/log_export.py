@@ -21,9 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
-
-from infra.http.wire import event_wire
 from infra.read_ahead import read_ahead
 from infra.store.backend import Backend
 from infra.store.json_pages import JsonPage, LogSlice, Separator
@@ -62,15 +59,6 @@ class ExportSummary:
             f"exported {self.events} events, positions {self.after + 1}..{self.last_position};"
             f" continue with --after {self.last_position}"
         )
-
-
-def export_record(event: RecordedEvent) -> dict[str, Any]:
-    """One export line's object: the wire format plus the event's tenant."""
-    return {**event_wire(event), "tenant": event.tenant}
-
-
-def export_line(event: RecordedEvent) -> bytes:
-    return orjson.dumps(export_record(event)) + b"\n"
 
 
 def event_pages(
@@ -210,15 +198,14 @@ def export_log(
     """Export every event after ``after`` to ``out`` (``None``: JSON lines on ``stdout``)."""
     if fmt not in ("jsonl", "parquet"):
         raise ValueError(f"unknown export format {fmt!r}: use jsonl or parquet")
-    lines = json_pages(backend, after=after, page_size=page_size)
     if out is None:
         if fmt != "jsonl" or stdout is None:
             raise ValueError("only a jsonl export can be written to standard output")
-        return write_jsonl(lines, stdout, after)
+        return write_jsonl(json_pages(backend, after=after, page_size=page_size), stdout, after)
     with replaced_atomically(out) as partial:
         if fmt == "parquet":
-            return write_parquet(
-                event_pages(backend, after=after, page_size=page_size), partial, after
-            )
+            pages = event_pages(backend, after=after, page_size=page_size)
+            return write_parquet(pages, partial, after)
         with partial.open("wb") as file:
+            lines = json_pages(backend, after=after, page_size=page_size)
             return write_jsonl(lines, file, after)

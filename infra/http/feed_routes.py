@@ -30,7 +30,7 @@ from infra.http.paths import path_ids
 from infra.http.requests import read_query
 from infra.http.schemas import FeedPage
 from infra.http.service import ledger_of
-from infra.http.wire import event_wire
+from infra.http.wire import event_wire, page_response
 from infra.store.json_pages import LogSlice
 from infra.store.records import RecordedEvent
 
@@ -73,12 +73,8 @@ async def get_feed(request: Request) -> Response:
         stream_type=query.stream_type,
         tenant=ledger.tenant(request),
     )
-    # The database renders the events (see infra.store.json_pages): the page is sent
-    # without any event becoming a Python object.
     page = await ledger.store.read_json(where)
-    next_after = page.last if page.count else query.after
-    body = f'{{"events":{page.as_array()},"next_after":{next_after}}}'
-    return Response(body.encode(), media_type="application/json")
+    return page_response(page, "next_after", page.last if page.count else query.after)
 
 
 def _resume_point(request: Request, after: int | None) -> int | None:

@@ -12,6 +12,7 @@ from domain.errors import NotFound
 from infra.http.limits import MAX_INT64, MAX_PAGE_SIZE
 from infra.http.paths import path_ids
 from infra.http.requests import read_query
+from infra.http.wire import page_response
 from infra.store.json_pages import StreamSlice
 
 if TYPE_CHECKING:
@@ -36,10 +37,7 @@ async def stream_events_page(request: Request, stream_type: str, id_name: str) -
     if head is None or head.stream_type != stream_type:
         noun = id_name.removesuffix("_id")
         raise NotFound(f"no {noun} {stream_id}", **{id_name: stream_id})
-    # Rendered by the database (see infra.store.json_pages): no event becomes an object.
     page = await ledger.store.read_json(
         StreamSlice(tenant, stream_id, after_seq=query.since_seq, limit=query.limit)
     )
-    next_seq = page.last if page.count else query.since_seq
-    body = f'{{"events":{page.as_array()},"next_seq":{next_seq}}}'
-    return Response(body.encode(), media_type="application/json")
+    return page_response(page, "next_seq", page.last if page.count else query.since_seq)

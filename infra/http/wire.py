@@ -12,6 +12,7 @@ import orjson
 from starlette.responses import Response
 
 from infra.store.hashing import format_timestamp
+from infra.store.json_pages import JsonPage
 from infra.store.records import RecordedEvent
 
 
@@ -36,3 +37,10 @@ class JSON(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+def page_response(page: JsonPage, cursor_name: str, cursor: int) -> Response:
+    """``{"events": [...], cursor_name: cursor}`` with the events as the database rendered
+    them (:mod:`infra.store.json_pages`): spliced in, never parsed."""
+    body = f'{{"events":{page.as_array()},"{cursor_name}":{cursor}}}'
+    return Response(body.encode(), media_type="application/json")

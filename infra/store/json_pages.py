@@ -10,7 +10,7 @@ PostgreSQL joins the page server-side (one value crosses the wire); SQLite,
 in process, hands back one short row per event for a ``str.join``.
 
 The objects have the keys and values of :func:`infra.http.wire.event_wire`
-(plus ``tenant`` for exports, as :func:`infra.log_export.export_record`).
+(plus ``tenant`` for exports).
 """
 
 from __future__ import annotations

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
+
+from infra.http.wire import event_wire
 from infra.store.backend import Backend
 from infra.store.eventstore import EventStore, open_backend
 from infra.store.hashing import canonical_json
-from infra.store.records import NewEvent
+from infra.store.records import NewEvent, RecordedEvent
 
 
 def migrated(url: str) -> Backend:
@@ -22,3 +27,13 @@ async def opened_store(url: str) -> EventStore:
 
 def event(kind: str = "Happened", **data: object) -> NewEvent:
     return NewEvent(type=kind, data=canonical_json(data))
+
+
+def export_record(event: RecordedEvent) -> dict[str, Any]:
+    """What an export line must hold, built in Python: the wire format plus the event's
+    tenant (the oracle for the lines the database renders)."""
+    return {**event_wire(event), "tenant": event.tenant}
+
+
+def export_line(event: RecordedEvent) -> bytes:
+    return orjson.dumps(export_record(event)) + b"\n"

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from infra.log_export import export_line
 from infra.log_import import import_export
 from infra.store.errors import IdempotencyKeyReused, WrongExpectedVersion
 from infra.store.postgres import COPY_FROM, PostgresBackend
 from infra.store.records import Commit, CommitResult, IdempotencyKey, StreamAppend
 from infra.store.verify import verify_store
 from tests import pg
-from tests.integration.store_helpers import event
+from tests.integration.store_helpers import event, export_line
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from infra.export_cli import add_export_parsers, run_export_command
 from infra.http.errors import EXCEPTION_HANDLERS
 from infra.http.export_routes import ENDPOINTS
 from infra.http.wire import event_wire
-from infra.log_export import event_pages, export_line, export_log
+from infra.log_export import event_pages, export_log
 from infra.log_import import ImportRefused, import_export
 from infra.projection_runner import ProjectionRunner
 from infra.projection_store import projection_transaction
@@ -31,7 +31,7 @@ from infra.store.records import RecordedEvent
 from infra.store.verify import verify_store
 from projections.usage import UsageProjection
 from tests import pg
-from tests.integration.store_helpers import migrated
+from tests.integration.store_helpers import export_line, migrated
 from tests.integration.usage_history import ManualClock, continue_thread, record_mixed_history
 
 PAGE = 7

@@ -11,12 +11,11 @@ import orjson
 import pytest
 
 from infra.http.wire import event_wire
-from infra.log_export import export_record
 from infra.store.eventstore import EventStore
 from infra.store.hashing import canonical_json
 from infra.store.json_pages import JsonPage, LogSlice, StreamSlice
 from infra.store.records import NewEvent, RecordedEvent
-from tests.integration.store_helpers import opened_store
+from tests.integration.store_helpers import export_record, opened_store
 
 AWKWARD_DATA: list[dict[str, Any]] = [
     {"text": 'quote " backslash \\ newline \n tab \t', "n": -1.5e-7},
