@@ -5,9 +5,9 @@ dicts with string keys none of which starts with ``$``, nested to any depth) are
 stored as they are and decoded without being walked; anything else is tagged:
 datetimes (``$dt``), sets (``$set``), the domain's dataclasses (``$dc``, fields by
 position), lists of one dataclass (``$dcs``, one row of fields per item, decoded in
-one pass), and lists or dicts holding any of
-those (``$list``, ``$map``). The document names each dataclass's fields, so a
-snapshot written before a field was added or moved is refused, never misread.
+one pass), and lists or dicts holding any of those (``$list``, ``$map``). The
+document names each dataclass's fields, so a snapshot written before a field was
+added or moved is refused, never misread.
 
 An :class:`~domain.entry_log.EntryLog` (a run's lifecycle history) is stored after
 the document as its own JSON array, one line each, and restored still as those
