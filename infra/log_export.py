@@ -15,18 +15,20 @@ Parquet files have the same columns (``data`` and ``metadata`` as JSON text,
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from infra.read_ahead import read_ahead
 from infra.store.backend import Backend
 from infra.store.json_pages import JsonPage, LogSlice, Separator
+from infra.store.log_records import LogRecord, RecordRows
 from infra.store.records import RecordedEvent
 
 PAGE = 1000
+P = TypeVar("P")
 COLUMNS = (
     "tenant",
     "stream_id",
@@ -65,15 +67,17 @@ def event_pages(
     backend: Backend, *, after: int = 0, page_size: int = PAGE, upto: int | None = None
 ) -> Iterator[list[RecordedEvent]]:
     """Events with ``after < position <= upto`` (``upto``: the head now) in pages, in order."""
-    if page_size < 1:
-        raise ValueError("the page size must be at least 1")
-    end = backend.max_position() if upto is None else upto
-    while after < end:
-        page = backend.read_all(after_position=after, upto_position=end, limit=page_size)
-        if not page:
-            return
-        yield page
-        after = page[-1].position
+
+    def read(where: LogSlice) -> tuple[int, list[RecordedEvent]]:
+        page = backend.read_all(
+            after_position=where.after_position,
+            upto_position=where.upto_position,
+            limit=where.limit,
+        )
+        return (page[-1].position if page else 0), page
+
+    # In the caller's thread, as before: reading ahead was measured only for JSON pages.
+    return _paged(backend, read, after, page_size, upto, ahead=False)
 
 
 def json_pages(
@@ -89,22 +93,66 @@ def json_pages(
     by default export lines): no event becomes a Python object on the way out. On
     PostgreSQL the next page is read while the caller handles this one
     (:func:`infra.read_ahead.read_ahead`)."""
+
+    def read(where: LogSlice) -> tuple[int, JsonPage]:
+        page = backend.read_json(where, with_tenant=with_tenant, separator=separator)
+        return page.last, page
+
+    return _paged(backend, read, after, page_size, upto)
+
+
+def record_pages(
+    backend: Backend,
+    *,
+    after: int = 0,
+    page_size: int = PAGE,
+    upto: int | None = None,
+    with_time: bool = False,
+) -> Iterator[list[LogRecord]]:
+    """Like :func:`event_pages`, each event a plain dict with its data decoded
+    (:mod:`infra.store.log_records`): the scan for an analytics consumer in process.
+    On PostgreSQL the next page is read while this one is decoded."""
+
+    def read(where: LogSlice) -> tuple[int, RecordRows]:
+        rows = backend.read_record_rows(where, with_time=with_time)
+        return rows.last, rows
+
+    pages = _paged(backend, read, after, page_size, upto)
+    try:
+        for rows in pages:
+            yield rows.decode()  # here, in the consumer's thread: see RecordRows
+    finally:
+        pages.close()  # stops the read-ahead thread when the scan is left early
+
+
+def _paged(
+    backend: Backend,
+    read: Callable[[LogSlice], tuple[int, P]],
+    after: int,
+    page_size: int,
+    upto: int | None,
+    *,
+    ahead: bool = True,
+) -> Generator[P, None, None]:
+    """The pages ``read`` returns for ``after < position <= upto`` (the head now), in
+    order, until one is empty (its last position 0); on PostgreSQL read one ahead on a
+    thread unless ``ahead`` is off."""
     if page_size < 1:
         raise ValueError("the page size must be at least 1")
     end = backend.max_position() if upto is None else upto
 
-    def pages(after: int) -> Iterator[JsonPage]:
+    def pages(after: int) -> Generator[P, None, None]:
         while after < end:
-            where = LogSlice(after_position=after, upto_position=end, limit=page_size)
-            page = backend.read_json(where, with_tenant=with_tenant, separator=separator)
-            if not page.count:
+            last, page = read(LogSlice(after_position=after, upto_position=end, limit=page_size))
+            if not last:
                 return
             yield page
-            after = page.last
+            after = last
 
-    # PostgreSQL renders in its own process, which then works while this one writes or
-    # decodes; SQLite renders in this process, where reading ahead only adds a thread hop.
-    return read_ahead(pages(after)) if backend.dialect == "postgres" else pages(after)
+    # PostgreSQL reads in its own process, which then works while this one writes or
+    # decodes; SQLite reads in this process, where reading ahead only adds a thread hop.
+    ahead = ahead and backend.dialect == "postgres"
+    return read_ahead(pages(after)) if ahead else pages(after)
 
 
 def write_jsonl(pages: Iterable[JsonPage], out: IO[bytes], after: int) -> ExportSummary:

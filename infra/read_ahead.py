@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -19,7 +19,7 @@ T = TypeVar("T")
 _DONE = object()
 
 
-def read_ahead(pages: Iterator[T], depth: int = 2) -> Iterator[T]:
+def read_ahead(pages: Iterator[T], depth: int = 2) -> Generator[T, None, None]:
     """The pages of ``pages`` in order, read up to ``depth`` ahead on a thread.
 
     An error while reading is raised here, in order; closing the returned iterator

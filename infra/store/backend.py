@@ -11,6 +11,7 @@ from typing import Protocol
 
 from infra.store.batch import BatchPlan, StoredIdempotency, StreamKey
 from infra.store.json_pages import JsonPage, LogSlice, Separator, StreamSlice
+from infra.store.log_records import RecordRows
 from infra.store.records import AppendResult, Commit, RecordedEvent, StreamHead
 
 
@@ -69,6 +70,10 @@ class Backend(Protocol):
         separator: Separator = ",",
     ) -> JsonPage:
         """The events of ``where`` rendered in the wire format by the database."""
+
+    def read_record_rows(self, where: LogSlice, *, with_time: bool = False) -> RecordRows:
+        """The events of ``where`` as rows of plain-dict records, decoded by the caller
+        (:mod:`infra.store.log_records`)."""
 
     def max_position(self) -> int: ...
 

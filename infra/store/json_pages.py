@@ -92,6 +92,18 @@ class LogSlice:
     stream_type: str | None = None
     tenant: str | None = None
 
+    def sql(self, columns: str) -> tuple[str, list[object]]:
+        """The query of these events' ``columns`` in position order (``%s`` placeholders)."""
+        return feed_sql(
+            after_position=self.after_position,
+            upto_position=self.upto_position,
+            limit=self.limit,
+            types=self.types,
+            stream_type=self.stream_type,
+            tenant=self.tenant,
+            columns=columns,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class StreamSlice:
@@ -119,15 +131,7 @@ def json_page_query(
         params: list[object] = [where.tenant, where.stream_id, where.after_seq, where.limit]
     else:
         cursor = "position"
-        text, params = feed_sql(
-            after_position=where.after_position,
-            upto_position=where.upto_position,
-            limit=where.limit,
-            types=where.types,
-            stream_type=where.stream_type,
-            tenant=where.tenant,
-            columns=f"position, {wire} AS wire",
-        )
+        text, params = where.sql(f"position, {wire} AS wire")
     if dialect != "postgres":
         return text, params
     joiner = "','" if separator == "," else "E'\\n'"

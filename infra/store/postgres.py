@@ -57,6 +57,7 @@ from infra.store.json_pages import (
     json_page,
     json_page_query,
 )
+from infra.store.log_records import RecordRows, records_query
 from infra.store.records import AppendResult, Commit, RecordedEvent, StreamHead
 from infra.store.rows import EVENT_COLUMNS, event_from_row, feed_sql
 from infra.store.schema import (
@@ -411,6 +412,11 @@ class PostgresBackend:
             self.dialect, where, with_tenant=with_tenant, separator=separator
         )
         return json_page(self.dialect, self._fetch(text, params), separator)
+
+    def read_record_rows(self, where: LogSlice, *, with_time: bool = False) -> RecordRows:
+        text, params = records_query(where, with_time=with_time)
+        rows = self._fetch(text, params, binary=True)
+        return RecordRows(rows, parse_pg_time if with_time else None)
 
     def max_position(self) -> int:
         rows = self._fetch("SELECT max(position) FROM events", [])

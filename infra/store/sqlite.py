@@ -39,6 +39,7 @@ from infra.store.json_pages import (
     json_page,
     json_page_query,
 )
+from infra.store.log_records import RecordRows, records_query
 from infra.store.records import AppendResult, Commit, RecordedEvent, StreamHead
 from infra.store.rows import EVENT_COLUMNS, event_from_row, feed_sql
 from infra.store.schema import MIGRATIONS, SQLITE_MIGRATIONS_TABLE
@@ -229,6 +230,11 @@ class SqliteBackend:
         )
         rows = self.reader().execute(text.replace("%s", "?"), params).fetchall()
         return json_page(self.dialect, rows, separator)
+
+    def read_record_rows(self, where: LogSlice, *, with_time: bool = False) -> RecordRows:
+        text, params = records_query(where, with_time=with_time)
+        rows = self.reader().execute(text.replace("%s", "?"), params).fetchall()
+        return RecordRows(rows, _parse_time if with_time else None)
 
     def max_position(self) -> int:
         row = self.reader().execute("SELECT max(position) FROM events").fetchone()

@@ -17,7 +17,7 @@ import orjson
 from benchlib.common import Deadline, percentile, rss_kib
 from benchlib.data import EVENTS_PER_STREAM, TENANT, stream_name
 from infra.bootstrap import all_projections
-from infra.log_export import json_pages
+from infra.log_export import json_pages, record_pages
 from infra.projection_runner import ProjectionRunner
 from infra.store.backend import Backend
 from infra.store.eventstore import EventStore
@@ -170,7 +170,20 @@ def _release_memory() -> None:
 
 
 def _scan(pages: Iterator[list[dict[str, Any]]], total: int, budget: float) -> Scan:
+    """Consume ``pages`` with the bench's own heap frozen (``gc.freeze``), ours and stock
+    alike: the decoded pages survive young collections, so full collections run every
+    few thousand events, and in this process each would also walk the ~75,000 objects
+    the bench holds (every module of the service imported), which a consumer process
+    that froze its start-up heap does not: 370k -> 500k events/s here."""
     _release_memory()
+    gc.freeze()
+    try:
+        return _consume(pages, total, budget)
+    finally:
+        gc.unfreeze()
+
+
+def _consume(pages: Iterator[list[dict[str, Any]]], total: int, budget: float) -> Scan:
     base = rss_kib()
     quarter: int | None = None
     events = 0
@@ -207,11 +220,20 @@ def _stock_dict(notification: Any) -> dict[str, Any]:
 
 
 def ours_scan(backend: Backend, budget: float) -> Scan:
+    """:func:`infra.log_export.record_pages` in pages of 1,000: each event a dict of its
+    position, tenant, stream type and id, seq, type and data (decoded by ``orjson``),
+    the next page read while this one is decoded."""
+    total = backend.max_position()
+    return _scan(record_pages(backend, page_size=SCAN_PAGE, upto=total), total, budget)
+
+
+def ours_wire_scan(backend: Backend, budget: float) -> Scan:
     """Pages of 1,000 in the wire format as the database renders them for the feed and
     the export (:func:`infra.log_export.json_pages`, the next page read while this one
-    is decoded), each decoded with one ``orjson.loads`` into a list of event dicts."""
+    is decoded), each decoded with one ``orjson.loads`` into a list of event dicts with
+    every field of the wire format."""
     total = backend.max_position()
-    pages = json_pages(backend, page_size=SCAN_PAGE, with_tenant=False, separator=",")
+    pages = json_pages(backend, page_size=SCAN_PAGE, upto=total, with_tenant=False, separator=",")
     return _scan((orjson.loads(page.as_array()) for page in pages), total, budget)
 
 

@@ -3,8 +3,6 @@ on PostgreSQL and SQLite, for every kind of slice and both separators."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -12,43 +10,19 @@ import pytest
 
 from infra.http.wire import event_wire
 from infra.store.eventstore import EventStore
-from infra.store.hashing import canonical_json
 from infra.store.json_pages import JsonPage, LogSlice, StreamSlice
-from infra.store.records import NewEvent, RecordedEvent
-from tests.integration.store_helpers import export_record, opened_store
-
-AWKWARD_DATA: list[dict[str, Any]] = [
-    {"text": 'quote " backslash \\ newline \n tab \t', "n": -1.5e-7},
-    {"unicode": "naïve ☃ 日本 \U0001f600", "nested": {"list": [1, None, True, {"a": []}]}},
-    {"control": "\x01\x1f", "big": 2**62, "empty": {}},
-]
-STREAMS = [
-    ("default", "thread", "thr_1"),
-    ("default", "run", 'run "odd" \\ ☃'),
-    ("acme", "thread", "thr_é"),
-]
+from infra.store.records import RecordedEvent
+from tests.integration.store_helpers import (
+    AWKWARD_SLICES,
+    AWKWARD_STREAMS,
+    export_record,
+    read_slice,
+)
 
 
 @pytest.fixture
-async def store(database_url: str) -> AsyncIterator[EventStore]:
-    opened = await opened_store(database_url)
-    try:
-        moment = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
-        for round_ in range(3):
-            for index, (tenant, stream_type, stream_id) in enumerate(STREAMS):
-                events = [
-                    NewEvent(
-                        type=f"Kind{(round_ + index + k) % 3}",
-                        data=canonical_json(AWKWARD_DATA[(round_ + k) % 3] | {"k": k}),
-                        metadata=canonical_json({"actor": "tëster", "round": round_}),
-                        recorded_at=moment + timedelta(microseconds=round_ * 7 + index),
-                    )
-                    for k in range(2)
-                ]
-                await opened.append(tenant, stream_type, stream_id, round_ * 2, events)
-        yield opened
-    finally:
-        await opened.close()
+def store(awkward_store: EventStore) -> EventStore:
+    return awkward_store
 
 
 def _python_wire(events: list[RecordedEvent], with_tenant: bool) -> list[Any]:
@@ -62,14 +36,7 @@ def _decoded(page: JsonPage, separator: str) -> list[Any]:
     return [orjson.loads(line) for line in page.body.split("\n")] if page.body else []
 
 
-SLICES = [
-    LogSlice(),
-    LogSlice(after_position=5, limit=4),
-    LogSlice(after_position=2, upto_position=9),
-    LogSlice(types=("Kind0", "Kind2")),
-    LogSlice(stream_type="run"),
-    LogSlice(tenant="acme", limit=3),
-]
+SLICES = AWKWARD_SLICES
 
 
 @pytest.mark.parametrize("where", SLICES, ids=range(len(SLICES)))
@@ -78,14 +45,7 @@ SLICES = [
 async def test_a_page_rendered_by_the_database_equals_the_wire_format(
     store: EventStore, where: LogSlice, separator: Any, with_tenant: bool
 ) -> None:
-    expected = store.backend.read_all(
-        after_position=where.after_position,
-        upto_position=where.upto_position,
-        limit=where.limit,
-        types=where.types,
-        stream_type=where.stream_type,
-        tenant=where.tenant,
-    )
+    expected = read_slice(store.backend, where)
     assert expected  # every slice holds events
 
     for page in (
@@ -102,7 +62,7 @@ async def test_a_page_rendered_by_the_database_equals_the_wire_format(
 async def test_a_stream_page_rendered_by_the_database_equals_the_wire_format(
     store: EventStore, after_seq: int
 ) -> None:
-    for tenant, _, stream_id in STREAMS:
+    for tenant, _, stream_id in AWKWARD_STREAMS:
         expected = store.backend.read_stream(tenant, stream_id, after_seq=after_seq, limit=2)
         where = StreamSlice(tenant, stream_id, after_seq=after_seq, limit=2)
         for page in (store.backend.read_json(where), await store.read_json(where)):
