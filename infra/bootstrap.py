@@ -125,11 +125,15 @@ class Ledger:
         )
 
     async def start(self, *, policies: bool = True) -> None:
-        """Migrate, open the store, start the projections and (unless told not to) the policies."""
+        """Migrate, open the store, start the projections (unless ``LEDGER_PROJECTIONS`` is off)
+        and (unless told not to) the policies."""
         self.backend.migrate()
         await self.store.open()
-        self.store.writer.add_listener(self.projections.wake)
-        self.projections.start()
+        if self.settings.projections:
+            self.store.writer.add_listener(self.projections.wake)
+            self.projections.start()
+        else:  # a `ledger project` process applies them; the reads here need the tables
+            self.projections.ensure_tables()
         await self.notifier.start()
         if policies:
             self.policies.start()

@@ -19,6 +19,7 @@ import psycopg
 from commands.ports import ReadModelBehind
 from infra.auth import SCOPES, new_token, startup_problem, startup_warnings, valid_tenant
 from infra.bootstrap import Ledger, all_projections
+from infra.commit_listener import CommitListener
 from infra.config import ConfigError, Settings, is_loopback
 from infra.export_cli import EXPORT_COMMANDS, add_export_parsers, run_export_command
 from infra.gc_tuning import tune_for_service
@@ -27,6 +28,7 @@ from infra.projection_runner import ProjectionFailed, ProjectionRunner, Projecti
 from infra.store.backend import Backend
 from infra.store.errors import StoreUnavailable
 from infra.store.eventstore import open_backend
+from infra.store.postgres import PostgresBackend
 from infra.store.verify import verify_store
 from infra.token_store import TokenNotFound, TokenStore
 
@@ -78,6 +80,8 @@ def _add_token_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command != "serve":  # serve tunes once its app is built, to freeze that too
+        tune_for_service()
     if args.command in EXPORT_COMMANDS:
         return run_export_command(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -163,9 +167,17 @@ def _project(backend: Backend) -> int:
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
+    # On PostgreSQL each commit wakes the runners (else they find it at their next poll).
+    listener = (
+        CommitListener(backend.url, service.wake) if isinstance(backend, PostgresBackend) else None
+    )
     service.start()
+    if listener is not None:
+        listener.start()
     print("projecting; stop with SIGTERM", flush=True)
     stopping.wait()
+    if listener is not None:
+        listener.stop()
     service.stop()
     backend.close()
     return 0

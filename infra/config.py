@@ -81,6 +81,9 @@ class Settings:
     auth: bool | None = None
     """``LEDGER_AUTH``; None (unset) means: on unless bound to a loopback address."""
     auth_cache_ms: int = 5_000
+    projections: bool = True
+    """``LEDGER_PROJECTIONS``: whether ``ledger serve`` runs the projections itself; off
+    leaves them to a ``ledger project`` process (the command path then has the core)."""
 
     @property
     def auth_enabled(self) -> bool:
@@ -92,6 +95,7 @@ class Settings:
         env = os.environ if env is None else env
         defaults = cls()
         auto_resume = _switch(env, "LEDGER_AUTO_RESUME")
+        projections = _switch(env, "LEDGER_PROJECTIONS")
         return cls(
             database_url=env.get("LEDGER_DATABASE_URL") or defaults.database_url,
             host=env.get("LEDGER_HOST") or defaults.host,
@@ -127,6 +131,7 @@ class Settings:
             ),
             auth=_switch(env, "LEDGER_AUTH"),
             auth_cache_ms=_int(env, "LEDGER_AUTH_CACHE_MS", defaults.auth_cache_ms, 0),
+            projections=projections is not False,
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -351,9 +351,13 @@ class ProjectionService:
     def wake(self, position: int = 0) -> None:
         self._wake.set()
 
-    def start(self) -> None:
+    def ensure_tables(self) -> None:
+        """Create every read model's tables (readers need them before the first event)."""
         for runner in self.runners:
             runner.ensure_tables()
+
+    def start(self) -> None:
+        self.ensure_tables()
         self._thread = threading.Thread(target=self._loop, name="ledger-projections", daemon=True)
         self._thread.start()
 

@@ -8,6 +8,7 @@ generator of :mod:`benchlib.loadgen`. Memory is the server's VmRSS from
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -49,12 +50,18 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _ledger_executable() -> str:
+    """The ``ledger`` command of this environment (the venv's, when not on PATH)."""
+    return shutil.which("ledger") or str(Path(sys.executable).with_name("ledger"))
+
+
 class Server:
     """``ledger serve`` on a database URL, started and stopped by the bench."""
 
-    def __init__(self, database_url: str, workdir: Path) -> None:
+    def __init__(self, database_url: str, workdir: Path, env: dict[str, str] | None = None) -> None:
         self.database_url = database_url
         self.workdir = workdir
+        self.extra_env = env or {}
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"serve-{self.port}.log"
@@ -62,12 +69,13 @@ class Server:
 
     def start(self, timeout: float = 60.0) -> float:
         """Start and wait until ``/readyz`` answers; returns the seconds it took."""
-        ledger = shutil.which("ledger") or str(Path(sys.executable).with_name("ledger"))
+        ledger = _ledger_executable()
         env = {
             **os.environ,
             "LEDGER_AUTH": "off",
             "LEDGER_WORKSPACE": str(self.workdir),
             "LEDGER_DATABASE_URL": self.database_url,
+            **self.extra_env,
         }
         started = time.perf_counter()
         with self.log.open("wb") as log:
@@ -105,15 +113,49 @@ class Server:
             return ""
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            progress("ledger serve did not stop on SIGTERM; killing it")
-            self.process.kill()
-            self.process.wait()
+        _terminate(self.process, "ledger serve")
+
+
+class Projector:
+    """``ledger project`` on a database URL: the read models of a server started with
+    ``LEDGER_PROJECTIONS=off``."""
+
+    def __init__(self, database_url: str, workdir: Path) -> None:
+        self.database_url = database_url
+        self.log = workdir / "project.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start and wait until it says it is projecting."""
+        ledger = _ledger_executable()
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [ledger, "project", "--database-url", self.database_url],
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while "projecting" not in self.log.read_text(errors="replace"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ledger project did not start: {self.log.read_text()[-2000:]}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        _terminate(self.process, "ledger project")
+
+
+def _terminate(process: subprocess.Popen[bytes] | None, name: str) -> None:
+    """SIGTERM, and SIGKILL if it has not stopped within 20 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        progress(f"{name} did not stop on SIGTERM; killing it")
+        process.kill()
+        process.wait()
 
 
 # scenario 9 and 7 ---------------------------------------------------------------
@@ -191,11 +233,15 @@ class Load:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
+_preparations = itertools.count(1)
+
+
 def prepare_turns(client: httpx.Client, count: int) -> list[str]:
-    """``count`` threads, each with an active turn; returns their item paths."""
+    """``count`` new threads, each with an active turn; returns their item paths."""
     paths = []
+    batch = next(_preparations)
     for index in range(count):
-        thread = f"thr_load_{os.getpid()}_{index}"
+        thread = f"thr_load_{os.getpid()}_{batch}_{index}"
         _expect(client.post("/v1/threads", json={"thread_id": thread, "title": "load"}), 201)
         _expect(client.post(f"/v1/threads/{thread}/turns", json={"turn_id": "turn_1"}), 201)
         paths.append(f"/v1/threads/{thread}/turns/turn_1/items")

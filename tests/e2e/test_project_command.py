@@ -33,6 +33,19 @@ def projection_status(database_url: str, workdir: Path) -> dict[str, dict[str, A
     return {row["name"]: row for row in rows}
 
 
+def start_project(database_url: str, workdir: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """``ledger project`` on ``database_url``, its output in ``log_path``."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [ledger_executable(), "project", "--database-url", database_url],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            env=server_env(workdir),
+        )
+
+
 def test_ledger_project_alone_brings_thread_summaries_to_the_head_and_stops_on_sigterm(
     launcher: ServerLauncher, database_url: str, tmp_path: Path
 ) -> None:
@@ -62,15 +75,7 @@ def test_ledger_project_alone_brings_thread_summaries_to_the_head_and_stops_on_s
     assert before["position"] < events, before
 
     log_path = tmp_path / "project.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [ledger_executable(), "project", "--database-url", database_url],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-            env=server_env(tmp_path),
-        )
+    process = start_project(database_url, tmp_path, log_path)
     try:
         deadline = time.monotonic() + WAIT_S
         while True:
@@ -98,3 +103,36 @@ def test_ledger_project_alone_brings_thread_summaries_to_the_head_and_stops_on_s
     with httpx.Client(base_url=reader.base_url, timeout=10.0) as client:
         listed = ok(client.get("/v1/threads", params={"limit": 100}), 200)
     assert sorted(t["thread_id"] for t in listed["items"]) == [f"thr_p{n}" for n in range(THREADS)]
+
+
+def _listed(client: httpx.Client) -> list[str]:
+    listed = ok(client.get("/v1/threads", params={"limit": 100}), 200)
+    return sorted(t["thread_id"] for t in listed["items"])
+
+
+def test_a_server_with_projections_off_leaves_them_to_ledger_project(
+    launcher: ServerLauncher, database_url: str, tmp_path: Path
+) -> None:
+    server = launcher.start(database_url, env={"LEDGER_PROJECTIONS": "off"})
+    with httpx.Client(base_url=server.base_url, timeout=10.0) as client:
+        assert _listed(client) == []  # the read models' tables exist before any event
+        ok(client.post("/v1/threads", json={"thread_id": "thr_a", "title": "a"}), 201)
+        time.sleep(1.0)  # in-process projections apply a commit within milliseconds
+        assert _listed(client) == []
+        assert projection_status(database_url, tmp_path)["thread_summaries"]["lag_events"] == 1
+
+        log_path = tmp_path / "project.log"
+        process = start_project(database_url, tmp_path, log_path)
+        try:
+            for thread_ids in (["thr_a"], ["thr_a", "thr_b"]):
+                if "thr_b" in thread_ids:  # a commit made while the worker runs
+                    ok(client.post("/v1/threads", json={"thread_id": "thr_b"}), 201)
+                deadline = time.monotonic() + WAIT_S
+                while _listed(client) != thread_ids:
+                    assert process.poll() is None, log_path.read_text()
+                    assert time.monotonic() < deadline, _listed(client)
+                    time.sleep(0.05)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0, log_path.read_text()
+    assert "Traceback" not in log_path.read_text()

@@ -140,3 +140,18 @@ def test_overrides_replace_only_the_fields_given() -> None:
     assert changed.host == "10.0.0.1"
     assert changed.port == 9000
     assert base.host == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("env", "projections"),
+    [({}, True), ({"LEDGER_PROJECTIONS": "on"}, True), ({"LEDGER_PROJECTIONS": "off"}, False)],
+)
+def test_the_server_runs_the_projections_unless_told_to_leave_them(
+    env: dict[str, str], projections: bool
+) -> None:
+    assert Settings.from_env(env).projections is projections
+
+
+def test_an_unknown_projections_value_fails_naming_the_variable() -> None:
+    with pytest.raises(ConfigError, match="LEDGER_PROJECTIONS"):
+        Settings.from_env({"LEDGER_PROJECTIONS": "elsewhere"})
