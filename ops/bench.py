@@ -62,6 +62,8 @@ from infra.store.postgres import PostgresBackend
 from infra.store.sqlite import SqliteBackend
 
 LONG_THREAD = "thr_bench_long"
+IN_SERVE = "projections in ledger serve"
+APART = "projections in ledger project"
 LONG_RUN = "run_bench_long"
 PROJECTION = "thread_summaries"
 
@@ -462,10 +464,28 @@ class Bench:
         cfg = self.config
         try:
             ours = reads.ours_scan(backend, cfg.scan_budget)
+            wire = reads.ours_wire_scan(backend, cfg.scan_budget)
         finally:
             backend.close()
         stock = reads.stock_scan(recorder, cfg.scan_budget)
         name = "scan by position, decoded (orjson)"
+        self._scan_rows(name, db, ours, stock)
+        name = "scan by position, feed/export wire pages decoded (orjson)"
+        self.report.add(
+            Row(
+                "8",
+                name,
+                db,
+                "events/s",
+                wire.rate,
+                stock.rate,
+                note="informational: json_pages, every field of the wire format"
+                f" (metadata, time, hashes); {wire.events:,} events",
+            )
+        )
+
+    def _scan_rows(self, name: str, db: str, ours: Any, stock: Any) -> None:
+        cfg = self.config
         partial = [side for side, scan in (("ours", ours), ("stock", stock)) if not scan.complete]
         note = f"{ours.events:,} events (ours), {stock.events:,} (stock), pages of 1,000"
         if partial:
@@ -562,7 +582,7 @@ class Bench:
                     self._time_travel(url, client)
                 if self.wants("4"):
                     with self.scenario("4 HTTP commands"):
-                        self._http_load(server, client)
+                        self._http_load(server, client, IN_SERVE)
             after = server.rss_mib()
             self.report.add(
                 Row(
@@ -576,6 +596,24 @@ class Bench:
             )
         finally:
             server.stop()
+        if self.wants("4"):
+            with self.scenario("4 HTTP commands, projections in their own process"):
+                self._served_apart(url)
+
+    def _served_apart(self, url: str) -> None:
+        """Scenario 4 again with ``LEDGER_PROJECTIONS=off`` and a ``ledger project``
+        process applying the read models (the deployment for a heavy command load)."""
+        projector = service.Projector(url, self.db.tmp)
+        server = service.Server(url, self.db.tmp, env={"LEDGER_PROJECTIONS": "off"})
+        self.servers.append(server)
+        try:
+            projector.start()
+            server.start()
+            with httpx.Client(base_url=server.url, timeout=30.0) as client:
+                self._http_load(server, client, APART)
+        finally:
+            server.stop()
+            projector.stop()
 
     def _time_travel(self, url: str, client: httpx.Client) -> None:
         """Scenario 7 on the long run (the issue's figure), then on the long thread (extra)."""
@@ -604,7 +642,7 @@ class Bench:
                     Row("7", name, "postgres", "p99 ms", at.p99_ms, None, target, met, extra=extra)
                 )
 
-    def _http_load(self, server: service.Server, client: httpx.Client) -> None:
+    def _http_load(self, server: service.Server, client: httpx.Client, topology: str) -> None:
         cfg = self.config
         paths = service.prepare_turns(client, cfg.http_turns)
         loads = [
@@ -626,7 +664,7 @@ class Bench:
                 self.db.tmp,
                 label,
             )
-            title = f"HTTP commands, {cfg.http_connections} connections: {name}"
+            title = f"HTTP commands, {cfg.http_connections} connections, {topology}: {name}"
             note = f"{load.tool}, {load.requests:,} requests in {load.seconds:.1f}s"
             if load.errors:
                 note += f"; {load.errors} errors or non-2xx answers"
