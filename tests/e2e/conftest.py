@@ -1,9 +1,10 @@
 """End-to-end fixtures: a real ``ledger serve`` subprocess on a free port, and HTTP clients.
 
 Every server writes its stderr to a file under the test's temporary directory
-(``ledger-<n>.stderr.log``); a failing test names it. At teardown each server
-still running gets SIGTERM, then SIGKILL after a timeout, and its log is
-checked for unexpected tracebacks.
+(``ledger-<n>.stderr.log``); a failing test prints the end of each log. At teardown
+each server still running gets SIGTERM, then SIGKILL after a timeout, and its log
+is checked for unexpected tracebacks; a server that exited without being told to
+(a crash) fails the test.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class LedgerServer:
     port: int
     process: subprocess.Popen[bytes]
     stderr_path: Path
+    signalled: bool = False
+    """Whether the test stopped it (an exit without that is a crash)."""
 
     @property
     def pid(self) -> int:
@@ -75,20 +78,27 @@ class LedgerServer:
     def running(self) -> bool:
         return self.process.poll() is None
 
+    def send_signal(self, signum: int) -> None:
+        self.signalled = True
+        self.process.send_signal(signum)
+
+    def exited_unasked(self) -> bool:
+        return not self.signalled and not self.running()
+
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs."""
         if self.running():
-            self.process.send_signal(signal.SIGKILL)
+            self.send_signal(signal.SIGKILL)
         self.process.wait(timeout=STOP_TIMEOUT_S)
 
     def stop(self) -> int:
         """SIGTERM, then SIGKILL if it has not exited in time; returns the exit code."""
         if self.running():
-            self.process.send_signal(signal.SIGTERM)
+            self.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                self.process.send_signal(signal.SIGKILL)
+                self.send_signal(signal.SIGKILL)
                 self.process.wait(timeout=STOP_TIMEOUT_S)
         return self.process.returncode
 
@@ -137,14 +147,24 @@ class ServerLauncher:
         return server
 
     def stop_all(self) -> list[str]:
-        """Stop every server; returns the logs that show an unexpected server error."""
+        """Stop every server; returns the logs that show an unexpected server error or exit."""
         troubled = []
         for server in self.servers:
-            server.stop()
+            crashed = server.exited_unasked()
+            code = server.stop()
             text = server.log()
-            if "Traceback" in text or "unexpected error" in text:
+            if crashed:
+                troubled.append(f"--- {server.stderr_path}: exited unasked with {code} ---\n")
+                troubled[-1] += text[-6000:]
+            elif "Traceback" in text or "unexpected error" in text:
                 troubled.append(f"--- {server.stderr_path} ---\n{text[-6000:]}")
         return troubled
+
+    def print_logs(self) -> None:
+        """The end of every server's log, for a failing test's report."""
+        for server in self.servers:
+            state = "running" if server.running() else f"exited {server.process.returncode}"
+            print(f"--- {server.stderr_path} ({state}) ---\n{server.log()[-3000:]}")
 
 
 def _wait_ready(server: LedgerServer) -> str | None:
@@ -178,14 +198,31 @@ def run_ledger(
     )
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Keeps each phase's report on the item, so a fixture can tell whether the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def failed(request: pytest.FixtureRequest) -> bool:
+    reports = (getattr(request.node, f"report_{when}", None) for when in ("setup", "call"))
+    return any(report is not None and report.failed for report in reports)
+
+
 @pytest.fixture
-def launcher(tmp_path: Path) -> Iterator[ServerLauncher]:
+def launcher(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerLauncher]:
     """Start ``ledger serve`` processes at will (e.g. to restart one on the same database)."""
     servers = ServerLauncher(tmp_path)
     yield servers
+    if failed(request):
+        servers.print_logs()
     troubled = servers.stop_all()
     if troubled:
-        pytest.fail("a ledger server logged an unexpected error:\n" + "\n".join(troubled))
+        pytest.fail(
+            "a ledger server logged an unexpected error or exited unasked:\n" + "\n".join(troubled)
+        )
 
 
 @pytest.fixture
@@ -230,4 +267,6 @@ def limited_server(
         if database is not None:
             pg.drop_database(database)
     if troubled:
-        pytest.fail("a ledger server logged an unexpected error:\n" + "\n".join(troubled))
+        pytest.fail(
+            "a ledger server logged an unexpected error or exited unasked:\n" + "\n".join(troubled)
+        )

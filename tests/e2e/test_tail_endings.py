@@ -211,7 +211,7 @@ def test_sigterm_sends_a_shutdown_event_to_open_tails_and_the_process_exits_prom
             assert live.position == item["position"]
 
             stopping = time.monotonic()
-            server.process.send_signal(signal.SIGTERM)
+            server.send_signal(signal.SIGTERM)
             global_rest = read_to_end(global_frames, 10)
             thread_rest = read_to_end(thread_frames, 10)
             code = server.process.wait(timeout=10)
