@@ -265,6 +265,7 @@ def _serve(settings: Settings) -> int:
         log_level="info",
         access_log=False,
         timeout_graceful_shutdown=max(1, settings.shutdown_grace_ms // 1000),
+        timeout_keep_alive=settings.keep_alive_ms / 1000,  # type: ignore[arg-type]
     )
 
     class Server(uvicorn.Server):

@@ -76,6 +76,12 @@ class Settings:
     sse_heartbeat_ms: int = 15_000
     sse_max_lag: int = 10_000
     shutdown_grace_ms: int = 5_000
+    keep_alive_ms: int = 75_000
+    """``LEDGER_KEEP_ALIVE_MS``: how long an idle client connection is kept open. Longer
+    than clients keep theirs (httpx 5 s, load balancers about 60 s), so the client closes
+    an idle connection first: a server closing it as a request arrives resets it, and the
+    client sees a failed request it cannot safely retry (uvicorn's default, 5 s, is
+    httpx's own)."""
     snapshot_every: int = 100
     idempotency_ttl_ms: int = 86_400_000
     auth: bool | None = None
@@ -125,6 +131,7 @@ class Settings:
             sse_heartbeat_ms=_int(env, "LEDGER_SSE_HEARTBEAT_MS", defaults.sse_heartbeat_ms, 1),
             sse_max_lag=_int(env, "LEDGER_SSE_MAX_LAG", defaults.sse_max_lag, 1),
             shutdown_grace_ms=_int(env, "LEDGER_SHUTDOWN_GRACE_MS", defaults.shutdown_grace_ms, 0),
+            keep_alive_ms=_int(env, "LEDGER_KEEP_ALIVE_MS", defaults.keep_alive_ms, 1),
             snapshot_every=_int(env, "LEDGER_SNAPSHOT_EVERY", defaults.snapshot_every, 0),
             idempotency_ttl_ms=_int(
                 env, "LEDGER_IDEMPOTENCY_TTL_MS", defaults.idempotency_ttl_ms, 1

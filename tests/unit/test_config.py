@@ -121,6 +121,7 @@ def test_a_non_integer_duration_fails_naming_the_variable() -> None:
         ("LEDGER_POLICY_INTERVAL_MS", "0"),
         ("LEDGER_MAX_BODY_BYTES", "0"),
         ("LEDGER_AUTO_RESUME_MAX", "-3"),
+        ("LEDGER_KEEP_ALIVE_MS", "0"),
     ],
 )
 def test_a_value_below_its_minimum_fails_naming_the_variable(name: str, raw: str) -> None:
