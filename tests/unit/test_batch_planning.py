@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from infra.store.batch import StoredIdempotency, idempotency_keys, plan_batch, stream_keys
+from infra.store.batch import (
+    EventRow,
+    StoredIdempotency,
+    idempotency_keys,
+    plan_batch,
+    stream_keys,
+)
 from infra.store.errors import (
     IdempotencyKeyReused,
     StreamTypeClash,
@@ -24,6 +31,7 @@ from infra.store.records import (
     StreamAppend,
     StreamHead,
 )
+from infra.store.rows import EVENT_COLUMNS
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 TENANT = "default"
@@ -193,7 +201,7 @@ def test_rows_carry_the_envelope_of_their_events() -> None:
     plan = plan_batch(batch, {}, {}, max_position=0, now=NOW)
 
     [row] = plan.rows
-    assert isinstance(row, RecordedEvent)
+    assert isinstance(row, EventRow)
     assert (row.tenant, row.stream_type, row.stream_id, row.type, row.class_version) == (
         TENANT,
         "thread",
@@ -206,6 +214,14 @@ def test_rows_carry_the_envelope_of_their_events() -> None:
     assert plan.outcomes[0] == CommitResult(
         parts=(AppendResult("thr_a", 1, 1, 1, 1),), response=b"{}"
     )
+
+
+def test_a_row_is_the_events_table_s_columns_in_order() -> None:
+    # COPY and executemany take the rows as they are
+    columns = tuple(name.strip() for name in EVENT_COLUMNS.split(","))
+
+    assert EventRow._fields == columns
+    assert tuple(f.name for f in dataclasses.fields(RecordedEvent)) == columns
 
 
 def test_a_known_idempotency_key_replays_without_rows() -> None:
