@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from benchlib.common import Deadline, percentile, rss_kib
+from benchlib.common import Deadline, ledger_process_gc, percentile, rss_kib
 from benchlib.data import EVENTS_PER_STREAM, TENANT, stream_name
 from infra.bootstrap import all_projections
 from infra.log_export import json_pages, record_pages
@@ -170,17 +170,11 @@ def _release_memory() -> None:
 
 
 def _scan(pages: Iterator[list[dict[str, Any]]], total: int, budget: float) -> Scan:
-    """Consume ``pages`` with the bench's own heap frozen (``gc.freeze``), ours and stock
-    alike: the decoded pages survive young collections, so full collections run every
-    few thousand events, and in this process each would also walk the ~75,000 objects
-    the bench holds (every module of the service imported), which a consumer process
-    that froze its start-up heap does not: 370k -> 500k events/s here."""
+    """Consume ``pages`` with the collector set as in a ledger process, ours and stock
+    alike (:func:`benchlib.common.ledger_process_gc`)."""
     _release_memory()
-    gc.freeze()
-    try:
+    with ledger_process_gc():
         return _consume(pages, total, budget)
-    finally:
-        gc.unfreeze()
 
 
 def _consume(pages: Iterator[list[dict[str, Any]]], total: int, budget: float) -> Scan:

@@ -19,7 +19,7 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 
-from benchlib.common import percentile
+from benchlib.common import ledger_process_gc, percentile
 from benchlib.data import TENANT, ThreadEvents
 from infra.store.eventstore import EventStore
 from infra.store.records import Commit, NewEvent, StreamAppend
@@ -133,30 +133,34 @@ def stock_single(
 
 
 def ours_batched(store: EventStore, events: ThreadEvents, calls: int, size: int) -> Throughput:
-    """One caller appending commits of ``size`` events (one new stream each)."""
+    """One caller appending commits of ``size`` events (one new stream each), with the
+    collector set as in ``ledger import`` (:func:`benchlib.common.ledger_process_gc`)."""
     batch = tuple(events.new_event(7, seq) for seq in range(2, size + 2))
     run = next(_runs)
     latencies: list[float] = []
-    for call in range(calls + 2):
-        part = StreamAppend(TENANT, STREAM_TYPE, f"bench_b{run}_{call}", 0, batch)
-        started = time.perf_counter()
-        store.writer.append_sync(Commit(parts=(part,)))
-        if call >= 2:  # two warm-up calls
-            latencies.append(time.perf_counter() - started)
+    with ledger_process_gc():
+        for call in range(calls + 2):
+            part = StreamAppend(TENANT, STREAM_TYPE, f"bench_b{run}_{call}", 0, batch)
+            started = time.perf_counter()
+            store.writer.append_sync(Commit(parts=(part,)))
+            if call >= 2:  # two warm-up calls
+                latencies.append(time.perf_counter() - started)
     return Throughput(calls * size, sum(latencies), latencies)
 
 
 def stock_batched(recorder: Any, events: ThreadEvents, calls: int, size: int) -> Throughput:
-    """``insert_events`` with ``size`` stored events per call (one new originator each)."""
+    """``insert_events`` with ``size`` stored events per call (one new originator each),
+    with the collector set as for ours."""
     sample = [events.new_event(7, seq) for seq in range(2, size + 2)]
     run = next(_runs)
     latencies: list[float] = []
-    for call in range(calls + 2):
-        originator = f"bench_sb{run}_{call}"
-        started = time.perf_counter()
-        recorder.insert_events(
-            [StoredEvent(originator, v, e.type, e.data) for v, e in enumerate(sample, start=1)]
-        )
-        if call >= 2:
-            latencies.append(time.perf_counter() - started)
+    with ledger_process_gc():
+        for call in range(calls + 2):
+            originator = f"bench_sb{run}_{call}"
+            started = time.perf_counter()
+            recorder.insert_events(
+                [StoredEvent(originator, v, e.type, e.data) for v, e in enumerate(sample, start=1)]
+            )
+            if call >= 2:
+                latencies.append(time.perf_counter() - started)
     return Throughput(calls * size, sum(latencies), latencies)
