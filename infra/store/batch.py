@@ -6,10 +6,17 @@ idempotency keys it names already read. Each commit is judged on its own, in
 arrival order, against the heads as the commits before it in the batch left
 them, so a batch has exactly the outcome of running its commits one by one:
 a conflicting commit is rejected alone and the others land.
+
+Planning is two steps: :func:`decide_batch` judges every commit (versions, stream
+types, idempotency keys, positions), and the plan's rows are built afterwards, in
+order, hashing each event onto its stream's chain. :func:`plan_batch` does both; the
+bulk path decides first and builds the rows as it sends them, so the database
+inserts the first rows while the later ones are hashed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -27,6 +34,7 @@ from infra.store.records import (
     AppendResult,
     Commit,
     CommitResult,
+    StreamAppend,
     StreamHead,
 )
 
@@ -68,13 +76,88 @@ class EventRow(NamedTuple):
     hash: str
 
 
+@dataclass(frozen=True, slots=True)
+class _DecidedPart:
+    """An accepted part whose rows are yet to be built."""
+
+    part: StreamAppend
+    first_seq: int
+    first_position: int
+    start_hash: str | None
+    """The hash the part's first event chains onto; None: the hash the batch's previous
+    part on this stream ends with (known once that part's rows are built)."""
+
+
+_UNBUILT = ""
+"""The hash of a head whose stream's new rows are not built yet."""
+
+
 @dataclass(slots=True)
 class BatchPlan:
-    """Rows to insert and, for each commit, its result or its own error."""
+    """Rows to insert and, for each commit, its result or its own error.
+
+    After :func:`decide_batch` the outcomes are final and ``rows`` is empty until
+    :meth:`build_rows` or :meth:`rows_as_built` has run; the heads it was decided
+    against get their new hashes then."""
 
     rows: list[EventRow] = field(default_factory=list)
     idempotency_rows: list[StoredIdempotency] = field(default_factory=list)
     outcomes: list[CommitResult | StoreError] = field(default_factory=list)
+    last_position: int | None = None
+    """The position of the batch's last row (None: no rows)."""
+    _decided: list[_DecidedPart] = field(default_factory=list)
+    _heads: dict[StreamKey, StreamHead] = field(default_factory=dict)
+    _clock: datetime = datetime.min
+    _clock_stamp: str = ""
+
+    def build_rows(self) -> None:
+        """Build every decided row now, into ``rows``."""
+        self.rows.extend(self._build())
+
+    def rows_as_built(self) -> Iterator[EventRow]:
+        """The decided rows, each built as it is asked for (and kept in ``rows``)."""
+        for row in self._build():
+            self.rows.append(row)
+            yield row
+
+    def _build(self) -> Iterator[EventRow]:
+        decided, self._decided = self._decided, []
+        clock, clock_stamp = self._clock, self._clock_stamp
+        chain: dict[StreamKey, str] = {}
+        for d in decided:
+            part = d.part
+            tenant, stream_type, stream_id = part.tenant, part.stream_type, part.stream_id
+            key = (tenant, stream_id)
+            prev_hash = d.start_hash if d.start_hash is not None else chain[key]
+            position = d.first_position
+            hash_event = StreamHasher(stream_id).hash
+            for seq, new in enumerate(part.events, d.first_seq):
+                recorded_at = new.recorded_at
+                if recorded_at is None:
+                    recorded_at, stamp = clock, clock_stamp
+                else:
+                    stamp = format_timestamp(recorded_at)
+                digest = hash_event(prev_hash, seq, new.type, new.data, new.metadata, stamp)
+                yield EventRow(  # positional: this loop runs for every event the store appends
+                    tenant,
+                    stream_type,
+                    stream_id,
+                    seq,
+                    position,
+                    new.type,
+                    new.class_version,
+                    new.data,
+                    new.metadata,
+                    recorded_at,
+                    prev_hash,
+                    digest,
+                )
+                position += 1
+                prev_hash = digest
+            chain[key] = prev_hash
+        for key, last_hash in chain.items():
+            head = self._heads[key]
+            self._heads[key] = StreamHead(head.stream_type, head.version, last_hash)
 
 
 def stream_keys(commits: list[Commit]) -> set[StreamKey]:
@@ -96,10 +179,25 @@ def plan_batch(
     max_position: int,
     now: datetime | None = None,
 ) -> BatchPlan:
-    """Decide every commit of a batch; ``heads`` and ``known_keys`` are updated in place."""
-    plan = BatchPlan()
+    """Decide every commit of a batch and build its rows; ``heads`` and ``known_keys``
+    are updated in place."""
+    plan = decide_batch(commits, heads, known_keys, max_position, now)
+    plan.build_rows()
+    return plan
+
+
+def decide_batch(
+    commits: list[Commit],
+    heads: dict[StreamKey, StreamHead],
+    known_keys: dict[StreamKey, StoredIdempotency],
+    max_position: int,
+    now: datetime | None = None,
+) -> BatchPlan:
+    """Decide every commit of a batch; its rows are built later, by the plan. ``heads``
+    and ``known_keys`` are updated in place (the heads' hashes once the rows are built)."""
     clock = now or datetime.now(UTC)
-    clock_stamp = format_timestamp(clock)
+    plan = BatchPlan(_heads=heads, _clock=clock, _clock_stamp=format_timestamp(clock))
+    touched: set[StreamKey] = set()
     position = max_position
     for commit in commits:
         try:
@@ -107,13 +205,15 @@ def plan_batch(
             if replayed is not None:
                 plan.outcomes.append(replayed)
                 continue
-            rows, results, new_heads = _plan_commit(commit, heads, position, clock, clock_stamp)
+            decided, results, new_heads = _decide_commit(commit, heads, touched, position)
         except StoreError as error:
             plan.outcomes.append(error)
             continue
         heads.update(new_heads)
-        position += len(rows)
-        plan.rows.extend(rows)
+        touched.update(new_heads)
+        plan._decided.extend(decided)
+        if results[-1].position > position:
+            position = plan.last_position = results[-1].position
         if commit.idempotency is not None:
             stored = StoredIdempotency(
                 tenant=commit.parts[0].tenant,
@@ -139,14 +239,15 @@ def _replay(commit: Commit, known_keys: dict[StreamKey, StoredIdempotency]) -> C
     return CommitResult(parts=(stored.result,), replayed=True, response=stored.response)
 
 
-def _plan_commit(
+def _decide_commit(
     commit: Commit,
     heads: dict[StreamKey, StreamHead],
+    touched: set[StreamKey],
     position: int,
-    clock: datetime,
-    clock_stamp: str,
-) -> tuple[list[EventRow], list[AppendResult], dict[StreamKey, StreamHead]]:
-    rows: list[EventRow] = []
+) -> tuple[list[_DecidedPart], list[AppendResult], dict[StreamKey, StreamHead]]:
+    """Judge one commit against ``heads`` (``touched``: the streams earlier commits of
+    the batch appended to, whose new hashes are not known yet)."""
+    decided: list[_DecidedPart] = []
     results: list[AppendResult] = []
     new_heads: dict[StreamKey, StreamHead] = {}
     for part in commit.parts:
@@ -155,7 +256,6 @@ def _plan_commit(
         if head is not None and head.stream_type != part.stream_type:
             raise StreamTypeClash(part.stream_id, head.stream_type, part.stream_type)
         version = head.version if head is not None else 0
-        prev_hash = head.hash if head is not None else GENESIS_HASH
         if part.first_seq is not None:
             if head is not None and part.first_seq <= version:
                 raise DuplicateSeq(part.stream_id, part.first_seq)
@@ -164,43 +264,21 @@ def _plan_commit(
             if part.expected_version is not None and part.expected_version != version:
                 raise WrongExpectedVersion(part.stream_id, part.expected_version, version)
             first_seq = version + 1
-        first_position = position + 1
-        tenant, stream_type, stream_id = part.tenant, part.stream_type, part.stream_id
-        hash_event = StreamHasher(stream_id).hash
-        for seq, new in enumerate(part.events, first_seq):
-            position += 1
-            recorded_at = new.recorded_at
-            if recorded_at is None:
-                recorded_at, stamp = clock, clock_stamp
-            else:
-                stamp = format_timestamp(recorded_at)
-            digest = hash_event(prev_hash, seq, new.type, new.data, new.metadata, stamp)
-            rows.append(  # positional: this loop runs for every event the store appends
-                EventRow(
-                    tenant,
-                    stream_type,
-                    stream_id,
-                    seq,
-                    position,
-                    new.type,
-                    new.class_version,
-                    new.data,
-                    new.metadata,
-                    recorded_at,
-                    prev_hash,
-                    digest,
-                )
-            )
-            prev_hash = digest
+        if key in new_heads or key in touched:
+            start_hash = None  # chains onto this batch's previous part on the stream
+        else:
+            start_hash = head.hash if head is not None else GENESIS_HASH
+        decided.append(_DecidedPart(part, first_seq, position + 1, start_hash))
         last_seq = first_seq + len(part.events) - 1
-        new_heads[key] = StreamHead(part.stream_type, last_seq, prev_hash)
+        new_heads[key] = StreamHead(part.stream_type, last_seq, _UNBUILT)
         results.append(
             AppendResult(
                 stream_id=part.stream_id,
                 first_seq=first_seq,
                 seq=last_seq,
-                first_position=first_position,
-                position=position,
+                first_position=position + 1,
+                position=position + len(part.events),
             )
         )
-    return rows, results, new_heads
+        position += len(part.events)
+    return decided, results, new_heads

@@ -18,9 +18,14 @@ in two round trips. Parameters go in binary: the text form of arrays of bytea
 costs more Python than the rest of the batch.
 
 A batch of at least ``COPY_FROM`` events (batched commands, ``ledger import``)
-reads the heads under the lock and writes its events with a binary ``COPY``
-into the events table in the same transaction: positions are still max + row
-number under the lock, computed in Python from the max read there.
+reads the heads under the lock and writes its events with a ``COPY`` into the
+events table in the same transaction: positions are still max + row number under
+the lock, computed in Python from the max read there. The commits are decided
+first and each row is built (hashed) as the COPY sends it. The COPY is in text
+format: in binary format PostgreSQL holds the rows until it has 1,000 and only
+then inserts them, so it inserted nothing while the client hashed and sent a
+1,000-event batch; in text format it inserts every ~64 KB as the rows arrive, and
+the client's work overlaps the database's (a 1,000-event batch ~12.5 → ~11 ms).
 
 Reads: a small synchronous pool (library recorders, CLI) and an asyncio pool
 (HTTP). When the connecting user is a superuser, every connection switches to
@@ -45,6 +50,7 @@ from infra.store.batch import (
     EventRow,
     StoredIdempotency,
     StreamKey,
+    decide_batch,
     idempotency_keys,
     plan_batch,
     stream_keys,
@@ -122,7 +128,7 @@ APPEND_BATCH = f"""
 """
 COPY_FROM = 200
 """Batches with at least this many events write them with COPY instead of ``ledger_append``."""
-COPY_EVENTS = f"COPY events ({EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+COPY_EVENTS = f"COPY events ({EVENT_COLUMNS}) FROM STDIN"
 COPY_TYPES = (
     "text", "text", "text", "int8", "int8", "text", "int4", "bytea", "bytea", "timestamptz",
     "text", "text",
@@ -350,9 +356,11 @@ class PostgresBackend:
                 top = int(_one(conn.execute("SELECT coalesce(max(position), 0) FROM events")))
                 heads, known = heads_later(), known_later()
             self._memory.read(top, keys, heads)
-            plan = plan_batch(commits, heads, known, top)
-            if copy:
+            if copy:  # the rows are built as the COPY sends them
+                plan = decide_batch(commits, heads, known, top)
                 session.copy(plan)
+            else:
+                plan = plan_batch(commits, heads, known, top)
             with conn.pipeline():
                 if not copy:
                     session.insert_events(plan)
@@ -565,17 +573,18 @@ class _PostgresWriteSession:
             self._conn.execute(INSERT_KEYS, _key_columns(plan))
 
     def copy(self, plan: BatchPlan) -> None:
-        """The batch's events with one binary COPY (inside the locked transaction)."""
+        """The batch's events with one COPY (inside the locked transaction), each row
+        built as it is sent."""
         with self._conn.cursor().copy(COPY_EVENTS) as copy:
             copy.set_types(COPY_TYPES)
             write = copy.write_row
-            for row in plan.rows:  # each row is the table's columns in COPY_EVENTS's order
+            for row in plan.rows_as_built():  # the table's columns in COPY_EVENTS's order
                 write(row)
 
     def notify(self, plan: BatchPlan) -> None:
-        if plan.rows:
+        if plan.last_position is not None:
             self._conn.execute(
-                "SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, str(plan.rows[-1].position))
+                "SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, str(plan.last_position))
             )
 
 
@@ -627,8 +636,8 @@ class _WriterMemory:
             self._heads = {}
         for key in keys:
             self._heads[key] = heads.get(key)
-        if plan.rows:
-            self.max_position = plan.rows[-1].position
+        if plan.last_position is not None:
+            self.max_position = plan.last_position
 
 
 def _columns(rows: Iterable[tuple[str, str]], width: int) -> list[list[str]]:

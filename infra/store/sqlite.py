@@ -167,7 +167,7 @@ class SqliteBackend:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        memory.committed(keys, heads, plan.rows[-1].position if plan.rows else top)
+        memory.committed(keys, heads, plan.last_position or top)
         return plan
 
     # reading -------------------------------------------------------------------

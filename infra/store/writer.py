@@ -70,9 +70,9 @@ class GroupCommitWriter:
             self._listeners.remove(listener)
 
     def _committed(self, plan: BatchPlan) -> None:
-        if plan.rows:
+        if plan.last_position is not None:
             for listener in list(self._listeners):
-                listener(plan.rows[-1].position)
+                listener(plan.last_position)
 
     def start(self) -> None:
         with self._lock:
