@@ -10,6 +10,7 @@ import pytest
 from infra.store.batch import (
     EventRow,
     StoredIdempotency,
+    decide_batch,
     idempotency_keys,
     plan_batch,
     stream_keys,
@@ -118,6 +119,33 @@ def test_two_commits_on_one_stream_in_a_batch_both_land_in_order() -> None:
     assert [(row.seq, row.position) for row in plan.rows] == [(3, 41), (4, 42), (5, 43)]
     assert plan.rows[2].prev_hash == plan.rows[1].hash
     assert heads[(TENANT, "thr_a")] == StreamHead("thread", 5, plan.rows[2].hash)
+
+
+def test_a_decided_batch_builds_the_same_rows_as_they_are_asked_for() -> None:
+    # the bulk path decides first and builds each row as COPY sends it
+    def batch() -> list[Commit]:
+        return [
+            commit("thr_a", 2, 2),
+            commit("thr_b", 0, 3),
+            commit("thr_a", 9),
+            commit("thr_a", 4),
+        ]
+
+    eager_heads = {(TENANT, "thr_a"): head(2)}
+    eager = plan_batch(batch(), eager_heads, {}, max_position=40, now=NOW)
+    heads = {(TENANT, "thr_a"): head(2)}
+
+    plan = decide_batch(batch(), heads, {}, max_position=40, now=NOW)
+
+    assert [repr(o) for o in plan.outcomes] == [repr(o) for o in eager.outcomes]
+    assert isinstance(plan.outcomes[2], WrongExpectedVersion) and plan.last_position == 46
+    assert plan.rows == []
+    assert heads[(TENANT, "thr_a")].version == 5  # decided; its hash comes with the rows
+    built = plan.rows_as_built()
+    first = next(built)
+    assert plan.rows == [first] == eager.rows[:1]
+    assert [first, *built] == plan.rows == eager.rows
+    assert heads == eager_heads
 
 
 def test_second_commit_expecting_the_old_version_is_refused_after_the_first_lands() -> None:
