@@ -197,7 +197,6 @@ def decide_batch(
     and ``known_keys`` are updated in place (the heads' hashes once the rows are built)."""
     clock = now or datetime.now(UTC)
     plan = BatchPlan(_heads=heads, _clock=clock, _clock_stamp=format_timestamp(clock))
-    touched: set[StreamKey] = set()
     position = max_position
     for commit in commits:
         try:
@@ -205,12 +204,11 @@ def decide_batch(
             if replayed is not None:
                 plan.outcomes.append(replayed)
                 continue
-            decided, results, new_heads = _decide_commit(commit, heads, touched, position)
+            decided, results, new_heads = _decide_commit(commit, heads, position)
         except StoreError as error:
             plan.outcomes.append(error)
             continue
         heads.update(new_heads)
-        touched.update(new_heads)
         plan._decided.extend(decided)
         if results[-1].position > position:
             position = plan.last_position = results[-1].position
@@ -242,11 +240,10 @@ def _replay(commit: Commit, known_keys: dict[StreamKey, StoredIdempotency]) -> C
 def _decide_commit(
     commit: Commit,
     heads: dict[StreamKey, StreamHead],
-    touched: set[StreamKey],
     position: int,
 ) -> tuple[list[_DecidedPart], list[AppendResult], dict[StreamKey, StreamHead]]:
-    """Judge one commit against ``heads`` (``touched``: the streams earlier commits of
-    the batch appended to, whose new hashes are not known yet)."""
+    """Judge one commit against ``heads`` (a stream the batch already appended to has
+    a head whose hash is not built yet)."""
     decided: list[_DecidedPart] = []
     results: list[AppendResult] = []
     new_heads: dict[StreamKey, StreamHead] = {}
@@ -264,10 +261,9 @@ def _decide_commit(
             if part.expected_version is not None and part.expected_version != version:
                 raise WrongExpectedVersion(part.stream_id, part.expected_version, version)
             first_seq = version + 1
-        if key in new_heads or key in touched:
-            start_hash = None  # chains onto this batch's previous part on the stream
-        else:
-            start_hash = head.hash if head is not None else GENESIS_HASH
+        head_hash = head.hash if head is not None else GENESIS_HASH
+        # unbuilt: the batch appended to the stream already; chain onto that part's end
+        start_hash = None if head_hash == _UNBUILT else head_hash
         decided.append(_DecidedPart(part, first_seq, position + 1, start_hash))
         last_seq = first_seq + len(part.events) - 1
         new_heads[key] = StreamHead(part.stream_type, last_seq, _UNBUILT)
