@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
 import random
 import threading
 import time
@@ -162,18 +161,17 @@ class Scan:
         return self.events / self.seconds if self.seconds else 0.0
 
 
-def _release_memory() -> None:
-    """Collect garbage and hand freed heap back to the OS, so each scan starts level."""
-    gc.collect()
+def _trim_heap() -> None:
+    """Hand freed heap back to the OS, so each scan starts level."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _scan(pages: Iterator[list[dict[str, Any]]], total: int, budget: float) -> Scan:
     """Consume ``pages`` with the collector set as in a ledger process, ours and stock
-    alike (:func:`benchlib.common.ledger_process_gc`)."""
-    _release_memory()
+    alike (:func:`benchlib.common.ledger_process_gc`, which collects first)."""
     with ledger_process_gc():
+        _trim_heap()
         return _consume(pages, total, budget)
 
 

@@ -154,8 +154,9 @@ class ServerLauncher:
             code = server.stop()
             text = server.log()
             if crashed:
-                troubled.append(f"--- {server.stderr_path}: exited unasked with {code} ---\n")
-                troubled[-1] += text[-6000:]
+                troubled.append(
+                    f"--- {server.stderr_path}: exited unasked with {code} ---\n{text[-6000:]}"
+                )
             elif "Traceback" in text or "unexpected error" in text:
                 troubled.append(f"--- {server.stderr_path} ---\n{text[-6000:]}")
         return troubled
