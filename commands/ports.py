@@ -92,8 +92,20 @@ class Repository(Protocol):
         :class:`IdempotencyMismatch` if the context's key came with another request.
         """
 
+    async def save_all(
+        self, aggregates: list[LedgerAggregate], context: CommandContext, body: dict[str, Any]
+    ) -> Saved:
+        """Append the pending events of every aggregate in one commit: all land or none.
+        ``body`` is stored as it is with the context's idempotency key. Raises as
+        :meth:`save` does."""
+
     async def replay(self, context: CommandContext) -> Saved | None:
         """The saved outcome of an earlier command with the context's idempotency key."""
+
+    async def stored_answer(self, context: CommandContext) -> Saved | None:
+        """The body stored with the context's idempotency key, as :meth:`save_all` stored it
+        (``replayed``); None if the key is new. Raises :class:`IdempotencyMismatch` if the
+        key came with another request."""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ appends nothing and answers with the run's current seq and position.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Protocol
@@ -134,11 +135,19 @@ class RunHandlers:
         }
         return await self._repository.save(run, context, body)
 
-    async def claim(self, command: ClaimNodes, context: CommandContext) -> dict[str, Any]:
-        """Ready nodes for the worker, oldest run first; each goes to exactly one worker."""
-        # A claim may touch several runs, so it is not replayable by idempotency key.
-        on_runs = replace(context, idempotency=None, executor_id=command.worker_id)
+    async def claim(self, command: ClaimNodes, context: CommandContext) -> Saved:
+        """Ready nodes for the worker, oldest run first; each goes to exactly one worker.
+
+        With an idempotency key, the claim is one commit over every run it takes nodes
+        from, stored with the key: a retry answers with the same dispatches and claims
+        nothing more. Without one, each run's share is a commit of its own. The answer's
+        ``seq`` and ``position`` are those of the last event appended (0 if none).
+        """
+        if context.idempotency is not None:
+            return await self._claim_once(command, context)
+        on_runs = replace(context, executor_id=command.worker_id)
         dispatches: list[dict[str, Any]] = []
+        last = Saved(0, 0, {})
         candidates = await self._reads.claimable(context.tenant, MAX_CLAIM_CANDIDATES)
         for run_id in candidates:
             wanted = command.limit - len(dispatches)
@@ -149,25 +158,80 @@ class RunHandlers:
             def decide(
                 run: Run, wanted: int = wanted, claimed: list[dict[str, Any]] = claimed
             ) -> dict[str, Any]:
-                claimed.clear()
-                for task_id in run.claim(
-                    worker_id=command.worker_id,
-                    limit=wanted,
-                    ack_timeout=self._ack_timeout,
-                    new_dispatch_id=lambda: new_id("dsp"),
-                    now=self._clock(),
-                ):
-                    claimed.append(_dispatch_view(run, task_id))
+                claimed[:] = self._claim_on(run, command, wanted)
                 if not claimed:
                     raise Unchanged({})
                 return {"run_id": run.id, "dispatches": list(claimed)}
 
             try:
-                await self._change(run_id, on_runs, decide)
+                last = await self._change(run_id, on_runs, decide)
             except (Unchanged, NotFound):
                 continue
             dispatches.extend(claimed)
-        return {"worker_id": command.worker_id, "dispatches": dispatches}
+        body = {"worker_id": command.worker_id, "dispatches": dispatches}
+        return Saved(last.seq, last.position, body)
+
+    async def _claim_once(self, command: ClaimNodes, context: CommandContext) -> Saved:
+        stored = await self._repository.stored_answer(context)
+        if stored is not None:
+            return stored
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return await self._claim_in_one_commit(command, context)
+            except ConcurrencyConflict:
+                continue  # another Ledger instance changed one of the runs: claim again
+        raise LifecycleConflict("the claimable runs are changing too fast; retry the claim")
+
+    async def _claim_in_one_commit(self, command: ClaimNodes, context: CommandContext) -> Saved:
+        """Every run's share of the claim, appended together with the idempotency key.
+
+        The runs stay locked from their checkout to the commit. Claims take the locks
+        in the order of the candidates (oldest run first, an order that never changes),
+        and every other command holds one run's lock at a time, so no two wait on each
+        other.
+        """
+        on_runs = replace(context, executor_id=command.worker_id)
+        dispatches: list[dict[str, Any]] = []
+        taken: list[LedgerAggregate] = []
+        changed: list[LedgerAggregate] = []
+        candidates = await self._reads.claimable(context.tenant, MAX_CLAIM_CANDIDATES)
+        async with AsyncExitStack() as locks:
+            try:
+                for run_id in candidates:
+                    wanted = command.limit - len(dispatches)
+                    if wanted <= 0:
+                        break
+                    await locks.enter_async_context(self._locks.hold(context.tenant, run_id))
+                    run = await self._repository.checkout(context.tenant, run_id)
+                    if run is None:
+                        continue
+                    taken.append(run)
+                    if not isinstance(run, Run):
+                        continue
+                    claimed = self._claim_on(run, command, wanted)
+                    if claimed:
+                        changed.append(run)
+                        dispatches.extend(claimed)
+                body = {"worker_id": command.worker_id, "dispatches": dispatches}
+                if not changed:  # nothing to store the key with: a retry claims afresh
+                    return Saved(0, 0, body)
+                return await self._repository.save_all(changed, on_runs, body)
+            finally:
+                for run in taken:  # unchanged ones go back to the cache; no-op once saved
+                    self._repository.give_back(context.tenant, run)
+
+    def _claim_on(self, run: Run, command: ClaimNodes, wanted: int) -> list[dict[str, Any]]:
+        """Claim up to ``wanted`` of the run's ready nodes for the worker; their dispatches."""
+        return [
+            _dispatch_view(run, task_id)
+            for task_id in run.claim(
+                worker_id=command.worker_id,
+                limit=wanted,
+                ack_timeout=self._ack_timeout,
+                new_dispatch_id=lambda: new_id("dsp"),
+                now=self._clock(),
+            )
+        ]
 
     async def acknowledge(
         self, run_id: str, node_id: str, command: AcknowledgeDispatch, context: CommandContext

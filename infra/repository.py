@@ -15,7 +15,7 @@ from infra.snapshot_store import Snapshots
 from infra.store.errors import IdempotencyKeyReused, StreamTypeClash, WrongExpectedVersion
 from infra.store.eventstore import EventStore
 from infra.store.hashing import canonical_json
-from infra.store.records import CommitResult, IdempotencyKey, RecordedEvent
+from infra.store.records import Commit, IdempotencyKey, RecordedEvent, StreamAppend
 
 
 class EventSourcedRepository:
@@ -123,46 +123,84 @@ class EventSourcedRepository:
     async def save(
         self, aggregate: LedgerAggregate, context: CommandContext, body: dict[str, Any]
     ) -> Saved:
-        pending = aggregate.collect_events()
-        expected_version = aggregate.version - len(pending)
+        saved = await self.save_all([aggregate], context, body)
+        return Saved(
+            saved.seq,
+            saved.position,
+            _with_position(saved.body, saved.seq, saved.position),
+            saved.replayed,
+        )
+
+    async def save_all(
+        self, aggregates: list[LedgerAggregate], context: CommandContext, body: dict[str, Any]
+    ) -> Saved:
+        """Append the pending events of several aggregates in one commit: all land or none.
+
+        ``body`` is stored with the context's idempotency key as it is (no ``seq`` or
+        ``position`` added); a replay answers with the stored body.
+        """
         metadata = context.metadata()
-        events = [self._mapper.to_new_event(e, metadata) for e in pending]  # type: ignore[arg-type]
+        parts: list[StreamAppend] = []
+        loaded_at: dict[str, int] = {}
+        for aggregate in aggregates:
+            pending = aggregate.collect_events()
+            loaded_at[aggregate.id] = aggregate.version - len(pending)
+            events = [self._mapper.to_new_event(e, metadata) for e in pending]  # type: ignore[arg-type]
+            parts.append(
+                StreamAppend(
+                    context.tenant,
+                    aggregate.stream_type,
+                    aggregate.id,
+                    loaded_at[aggregate.id],
+                    tuple(events),
+                )
+            )
         key = (
             IdempotencyKey(context.idempotency.key, context.idempotency.fingerprint)
             if context.idempotency
             else None
         )
+        commit = Commit(parts=tuple(parts), idempotency=key, response=canonical_json(body))
         try:
-            result = await self._store.append(
-                context.tenant,
-                aggregate.stream_type,
-                aggregate.id,
-                expected_version,
-                events,
-                key,
-                response=canonical_json(body),
-            )
+            result = await self._store.commit(commit)
         except WrongExpectedVersion as error:
-            self._checked_out.pop((context.tenant, aggregate.id), None)
-            self._cache.drop((context.tenant, aggregate.id))
-            if expected_version == 0:
-                raise LifecycleConflict(f"{aggregate.id} already exists") from error
+            for aggregate in aggregates:  # changed and not stored: the next load folds again
+                self._checked_out.pop((context.tenant, aggregate.id), None)
+                self._cache.drop((context.tenant, aggregate.id))
+            if len(aggregates) == 1 and error.expected == 0:
+                raise LifecycleConflict(f"{error.stream_id} already exists") from error
             raise ConcurrencyConflict(str(error)) from error
         except StreamTypeClash as error:
             raise LifecycleConflict(str(error)) from error
         except IdempotencyKeyReused as error:
             raise IdempotencyMismatch(error.key) from error
-        key_of = (context.tenant, aggregate.id)
-        self._checked_out.pop(key_of, None)
-        if result.replayed:  # nothing was appended: this aggregate is not the stored state
-            self._cache.drop(key_of)
-        else:
+        for aggregate in aggregates:
+            key_of = (context.tenant, aggregate.id)
+            self._checked_out.pop(key_of, None)
+            if result.replayed:  # nothing was appended: this aggregate is not the stored state
+                self._cache.drop(key_of)
+                continue
             self._cache.put(key_of, aggregate)
             if self._snapshots is not None:
-                self._snapshots.maybe_take(context.tenant, aggregate, expected_version)
-        return _saved(result, body)
+                self._snapshots.maybe_take(context.tenant, aggregate, loaded_at[aggregate.id])
+        last = result.last
+        if result.replayed and result.response:
+            body = orjson.loads(result.response)
+        return Saved(last.seq, last.position, body, result.replayed)
 
     async def replay(self, context: CommandContext) -> Saved | None:
+        stored = await self.stored_answer(context)
+        if stored is None:
+            return None
+        return Saved(
+            stored.seq,
+            stored.position,
+            _with_position(stored.body, stored.seq, stored.position),
+            replayed=True,
+        )
+
+    async def stored_answer(self, context: CommandContext) -> Saved | None:
+        """The body stored with the context's idempotency key, as it was stored."""
         if context.idempotency is None:
             return None
         stored = await self._store.read_idempotency(context.tenant, context.idempotency.key)
@@ -171,22 +209,8 @@ class EventSourcedRepository:
         if stored.fingerprint != context.idempotency.fingerprint:
             raise IdempotencyMismatch(context.idempotency.key)
         body = orjson.loads(stored.response) if stored.response else {}
-        return Saved(
-            stored.result.seq,
-            stored.result.position,
-            _with_position(body, stored.result.seq, stored.result.position),
-            replayed=True,
-        )
+        return Saved(stored.result.seq, stored.result.position, body, replayed=True)
 
 
 def _with_position(body: dict[str, Any], seq: int, position: int) -> dict[str, Any]:
     return {**body, "seq": seq, "position": position}
-
-
-def _saved(result: CommitResult, body: dict[str, Any]) -> Saved:
-    last = result.last
-    if result.replayed:
-        body = orjson.loads(result.response) if result.response else body
-    return Saved(
-        last.seq, last.position, _with_position(body, last.seq, last.position), result.replayed
-    )

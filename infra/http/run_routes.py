@@ -68,7 +68,7 @@ async def start_run(request: Request) -> Response:
 async def claim(request: Request) -> Response:
     ledger = ledger_of(request)
     command, canonical = await read_command(request, ClaimNodes, ledger.settings.max_body_bytes)
-    return JSON(await ledger.runs.claim(command, command_context(request, canonical)))
+    return command_answer(await ledger.runs.claim(command, command_context(request, canonical)))
 
 
 def _node_command(model: type[BaseModel], method: str) -> Handler:

@@ -83,11 +83,19 @@ class EventStore:
             idempotency=idempotency_key,
             response=response,
         )
+        return await self.commit(commit)
+
+    async def commit(self, commit: Commit) -> CommitResult:
+        """Append every part of ``commit`` in one transaction, or none of them.
+
+        Raises as :meth:`append` does, for whichever part breaks a rule; a retry under
+        a known key returns the first result (``replayed``) and appends nothing.
+        """
         started = time.perf_counter()
         result = await self.writer.append(commit)
         self._latency(time.perf_counter() - started)
         if not result.replayed:
-            self._count(len(events))
+            self._count(sum(len(part.events) for part in commit.parts))
         return result
 
     def append_sync(self, commit: Commit) -> CommitResult:

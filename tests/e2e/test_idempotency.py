@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from typing import Any
 
 import httpx
 
 from tests.e2e.conftest import LedgerServer, ServerLauncher
 from tests.e2e.helpers import all_events, assert_error, events_page, ok, thread_view
+from tests.e2e.run_helpers import claim, run_appends_nothing, run_events, start_run, task
 
 
 def test_a_retried_command_with_the_same_key_and_body_replays_the_first_answer(
@@ -128,3 +130,83 @@ def test_concurrent_retries_with_one_key_append_one_event_and_all_get_the_first_
     with httpx.Client(base_url=ledger_server.base_url, timeout=30.0) as client:
         assert events_page(client, "thr_c")["next_seq"] == 3
         assert len(thread_view(client, "thr_c")["turns"][0]["items"]) == 1
+
+
+def _two_runs_of_two_ready_nodes(client: httpx.Client) -> None:
+    for run_id in ("run_old", "run_new"):
+        workflow = {"id": "wf", "nodes": [task("a"), task("b")], "edges": []}
+        start_run(client, run_id, workflow)
+
+
+def _dispatched(client: httpx.Client, run_id: str) -> list[dict[str, Any]]:
+    return [e for e in run_events(client, run_id) if e["type"] == "NodeDispatched"]
+
+
+def test_a_retried_claim_answers_the_same_dispatches_and_claims_nothing_more(
+    client: httpx.Client,
+) -> None:
+    _two_runs_of_two_ready_nodes(client)
+    headers = {"Idempotency-Key": "claim-1"}
+    body = {"worker_id": "w1", "limit": 3}
+    first = client.post("/v1/dispatch/claim", json=body, headers=headers)
+    assert first.status_code == 200, first.text
+    assert "idempotent-replayed" not in first.headers
+    taken = [(d["run_id"], d["node_id"]) for d in first.json()["dispatches"]]
+    assert taken == [("run_old", "a"), ("run_old", "b"), ("run_new", "a")]
+
+    with run_appends_nothing(client, "run_old", "run_new"):
+        retry = client.post("/v1/dispatch/claim", json=body, headers=headers)
+        assert retry.status_code == 200
+        assert retry.headers["idempotent-replayed"] == "true"
+        assert retry.json() == first.json()
+        other_body = client.post("/v1/dispatch/claim", json={**body, "limit": 1}, headers=headers)
+        assert_error(other_body, 422, "idempotency_key_reused")
+
+    # the one node left is all a later claim gets
+    assert [(d["run_id"], d["node_id"]) for d in claim(client, "w2", limit=4)] == [("run_new", "b")]
+
+
+def test_an_empty_keyed_claim_stores_nothing_and_its_retry_claims_afresh(
+    client: httpx.Client,
+) -> None:
+    headers = {"Idempotency-Key": "claim-empty"}
+    body = {"worker_id": "w1", "limit": 2}
+    empty = ok(client.post("/v1/dispatch/claim", json=body, headers=headers), 200)
+    assert empty == {"worker_id": "w1", "dispatches": []}
+    _two_runs_of_two_ready_nodes(client)
+    retry = client.post("/v1/dispatch/claim", json=body, headers=headers)
+    assert "idempotent-replayed" not in retry.headers
+    assert [(d["run_id"], d["node_id"]) for d in retry.json()["dispatches"]] == [
+        ("run_old", "a"),
+        ("run_old", "b"),
+    ]
+
+
+def test_concurrent_retries_of_one_claim_dispatch_once_and_all_get_the_first_answer(
+    ledger_server: LedgerServer,
+) -> None:
+    with httpx.Client(base_url=ledger_server.base_url, timeout=30.0) as client:
+        _two_runs_of_two_ready_nodes(client)
+
+    async def scenario() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=ledger_server.base_url, timeout=30.0) as client:
+            return list(
+                await asyncio.gather(
+                    *(
+                        client.post(
+                            "/v1/dispatch/claim",
+                            json={"worker_id": "w1", "limit": 3},
+                            headers={"Idempotency-Key": "claim-race"},
+                        )
+                        for _ in range(8)
+                    )
+                )
+            )
+
+    answers = asyncio.run(scenario())
+    assert [a.status_code for a in answers] == [200] * 8, [a.text for a in answers]
+    assert all(a.json() == answers[0].json() for a in answers), [a.text for a in answers]
+    assert len(answers[0].json()["dispatches"]) == 3
+    assert sum(a.headers.get("idempotent-replayed") != "true" for a in answers) == 1
+    with httpx.Client(base_url=ledger_server.base_url, timeout=30.0) as client:
+        assert len(_dispatched(client, "run_old")) + len(_dispatched(client, "run_new")) == 3

@@ -193,3 +193,42 @@ async def test_a_read_never_shows_or_advances_an_aggregate_a_command_took_meanwh
     assert seen.version == 3 and "i1" in seen.items  # b's item, from the store
     assert seen.turns["t1"].status == "in_progress"  # not the undecided command's change
     assert cached.version == 3  # the command's own decision, nothing folded into it
+
+
+async def test_saving_several_aggregates_lands_all_or_none_and_caches_only_what_landed(
+    two_instances: tuple[Ledger, Ledger],
+) -> None:
+    a, b = two_instances
+    for thread_id in ("thr_1", "thr_2"):
+        await a.threads.start_thread(StartThread(thread_id=thread_id), CTX)
+        await a.threads.start_turn(thread_id, StartTurn(turn_id="t1"), CTX)
+
+    async def both_checked_out() -> list[Thread]:
+        threads = []
+        for thread_id in ("thr_1", "thr_2"):
+            thread = await a.repository.checkout("default", thread_id)
+            assert isinstance(thread, Thread)
+            thread.end_turn(turn_id="t1", status="completed", error=None, now=thread.modified_on)
+            threads.append(thread)
+        return threads
+
+    stale = await both_checked_out()
+    await b.threads.add_item("thr_2", "t1", AddItem(item_id="i1", kind="message"), CTX)
+    with pytest.raises(ConcurrencyConflict):
+        await a.repository.save_all(list(stale), CTX, {"done": 2})
+    for thread in stale:
+        a.repository.give_back("default", thread)
+    assert len(await a.store.read_stream("default", "thr_1")) == 2  # nothing of the commit
+    assert len(await a.store.read_stream("default", "thr_2")) == 3
+    assert not a.repository.is_cached("default", "thr_1")  # changed, not stored: dropped
+
+    saved = await a.repository.save_all(await both_checked_out(), CTX, {"done": 2})
+    first = await a.store.read_stream("default", "thr_1")
+    second = await a.store.read_stream("default", "thr_2")
+    assert (saved.seq, saved.position, saved.body) == (4, second[-1].position, {"done": 2})
+    assert second[-1].position == first[-1].position + 1  # one commit: adjacent positions
+    assert a.repository.is_cached("default", "thr_1") and a.repository.is_cached("default", "thr_2")
+    for thread_id in ("thr_1", "thr_2"):
+        cached = await _thread(a, thread_id)
+        full = a.repository.fold_records(await a.store.read_stream("default", thread_id))
+        assert isinstance(full, Thread) and thread_view(cached) == thread_view(full)

@@ -60,7 +60,18 @@ class InMemoryRepository:
             len(stream), self.position, {**body, "seq": len(stream), "position": self.position}
         )
 
+    async def save_all(
+        self, aggregates: list[LedgerAggregate], context: CommandContext, body: dict[str, Any]
+    ) -> Saved:
+        saved = Saved(0, 0, body)
+        for aggregate in aggregates:  # not atomic: the unit tests save one aggregate at a time
+            saved = await self.save(aggregate, context, body)
+        return Saved(saved.seq, saved.position, body)
+
     async def replay(self, context: CommandContext) -> Saved | None:
+        return None
+
+    async def stored_answer(self, context: CommandContext) -> Saved | None:
         return None
 
     def events(self, stream_id: str, tenant: str = "default") -> list[Appended]:
