@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 from eventsourcing.domain import event
 
+from domain.costs import cost_total
 from domain.entry_log import EntryLog
 from domain.errors import InvalidCommand, LifecycleConflict, NotFound
 from domain.json_pointer import MISSING, get_path, merge_deltas
@@ -241,12 +242,12 @@ class Run(RunRecord):
     def usage(self) -> NodeUsage:
         """Tokens and cost of the whole run: the sum of its nodes'."""
         total = NodeUsage()
-        for node in self.nodes.values():
-            if node.usage is not None:
-                total.input_tokens += node.usage.input_tokens
-                total.output_tokens += node.usage.output_tokens
-                total.reasoning_tokens += node.usage.reasoning_tokens
-                total.cost_usd += node.usage.cost_usd
+        used = [node.usage for node in self.nodes.values() if node.usage is not None]
+        for usage in used:
+            total.input_tokens += usage.input_tokens
+            total.output_tokens += usage.output_tokens
+            total.reasoning_tokens += usage.reasoning_tokens
+        total.cost_usd = cost_total(usage.cost_usd for usage in used)
         return total
 
     # commands: the worker protocol -----------------------------------------

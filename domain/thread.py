@@ -24,6 +24,7 @@ from eventsourcing.domain import event
 
 from domain.approval_policy import APPROVE, POLICY_ACTOR, SESSION_ACTOR, auto_decision
 from domain.base import LedgerAggregate
+from domain.costs import cost_total
 from domain.errors import InvalidCommand, LifecycleConflict, NotFound
 from domain.item_kind import kind_for_tool
 from domain.thread_events import (
@@ -174,13 +175,13 @@ class Thread(LedgerAggregate):
     def usage(self) -> Usage:
         """Thread totals: the sum of every turn's usage."""
         total = Usage()
-        for turn in self.turns.values():
-            if turn.usage is not None:
-                total.input_tokens += turn.usage.input_tokens
-                total.output_tokens += turn.usage.output_tokens
-                total.reasoning_tokens += turn.usage.reasoning_tokens
-                total.reasoning_replay_tokens += turn.usage.reasoning_replay_tokens
-                total.cost_usd += turn.usage.cost_usd
+        used = [turn.usage for turn in self.turns.values() if turn.usage is not None]
+        for usage in used:
+            total.input_tokens += usage.input_tokens
+            total.output_tokens += usage.output_tokens
+            total.reasoning_tokens += usage.reasoning_tokens
+            total.reasoning_replay_tokens += usage.reasoning_replay_tokens
+        total.cost_usd = cost_total(usage.cost_usd for usage in used)
         return total
 
     def active_turn_of(self, executor_id: str) -> Turn | None:

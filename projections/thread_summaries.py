@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from domain.costs import rounded_cost
 from projections.base import ProjectedEvent, Session, Table, keys_in, upsert
 
 SUMMARIES = Table(
@@ -228,7 +229,7 @@ class _Page:
                 tokens = [int(v) for v in totals[:4]]
                 row.update(zip(USAGE_FIELDS, tokens, strict=True))
                 row["total_tokens"] = sum(tokens)
-                row["cost_usd"] = float(totals[4])
+                row["cost_usd"] = rounded_cost(float(totals[4]))
 
 
 class ThreadSummaries:

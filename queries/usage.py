@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from typing import Any, Literal
 
+from domain.costs import rounded_cost
+
 Fetch = Callable[[str, Sequence[object]], Awaitable[list[tuple[Any, ...]]]]
 GroupBy = Literal["model", "day", "thread", "run", "node"]
 
@@ -50,7 +52,7 @@ def _group(row: tuple[Any, ...]) -> dict[str, Any]:
     group: dict[str, Any] = {"key": row[0]}
     group.update(zip(TOKEN_COLUMNS, tokens, strict=True))
     group["total_tokens"] = sum(tokens)
-    group["cost_usd"] = float(row[5])
+    group["cost_usd"] = rounded_cost(float(row[5]))
     group["turns"] = int(row[6])
     return group
 

@@ -157,3 +157,35 @@ def test_an_exported_log_imports_into_a_fresh_store_with_the_same_hashes(
     assert refused.returncode == 1
     assert f"import refused at line {len(lines)}" in refused.stderr
     assert "nothing was imported" in refused.stderr
+
+
+def test_cost_totals_are_the_decimal_sums_of_the_recorded_costs(client: httpx.Client) -> None:
+    # as doubles, 0.1 + 0.2 is 0.30000000000000004 and 0.1 + 0.2 + 0.7 is 0.9999999999999999
+    _thread_with_turns(client, "thr_c", "t1", "t2", "t3")
+    late = {"input_tokens": 1, "output_tokens": 1, "model": "m-c", "after_the_fact": True}
+    for turn_id, cost in (("t1", 0.1), ("t2", 0.2)):
+        last = _usage(client, "thr_c", turn_id, {**late, "cost_usd": cost})
+    assert ok(client.get("/v1/threads/thr_c"), 200)["usage"]["cost_usd"] == 0.3
+    listed = ok(client.get("/v1/threads", params={"min_position": last}), 200)["items"]
+    assert [t["cost_usd"] for t in listed if t["thread_id"] == "thr_c"] == [0.3]
+    by_thread = _usage_report(client, group_by="thread", min_position=last)
+    assert [(g.key, g.cost_usd) for g in by_thread.items] == [("thr_c", 0.3)]
+    last = _usage(client, "thr_c", "t3", {**late, "cost_usd": 0.7})
+    by_model = _usage_report(client, group_by="model", min_position=last)
+    assert [(g.key, g.cost_usd) for g in by_model.items] == [("m-c", 1.0)]
+
+    workflow = {"id": "wf", "nodes": [{"id": n, "type": "task"} for n in "abc"], "edges": []}
+    ok(
+        client.post("/v1/runs", json={"run_id": "run_c", "client_id": "c", "workflow": workflow}),
+        202,
+    )
+    claimed = ok(client.post("/v1/dispatch/claim", json={"worker_id": "w", "limit": 3}), 200)
+    for dispatch, cost in zip(claimed["dispatches"], (0.1, 0.2, 0.7), strict=True):
+        result = {
+            "dispatch_id": dispatch["dispatch_id"],
+            "status": "succeeded",
+            "usage": {"input_tokens": 1, "output_tokens": 1, "cost_usd": cost},
+        }
+        path = f"/v1/runs/run_c/nodes/{dispatch['node_id']}/result"
+        ok(client.post(path, json=result), 200)
+    assert ok(client.get("/v1/runs/run_c"), 200)["usage"]["cost_usd"] == 1.0
