@@ -11,7 +11,8 @@ EXECUTOR_ID: TypeAdapter[str] = TypeAdapter(ExternalId)
 
 
 class ExecutorCommand(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: each field takes the JSON type the schema states (0 is not false, "5" not 5)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class RecordHeartbeat(ExecutorCommand):

@@ -29,7 +29,8 @@ MAX_CLAIM = 100
 
 
 class Command(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: each field takes the JSON type the schema states (0 is not false, "5" not 5)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class StartRun(Command):

@@ -44,7 +44,8 @@ TokenCount = Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)]
 
 
 class Command(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: each field takes the JSON type the schema states (0 is not false, "5" not 5)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class StartThread(Command):

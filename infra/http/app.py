@@ -16,7 +16,7 @@ from starlette.routing import Route
 from infra.bootstrap import Ledger
 from infra.config import Settings
 from infra.http.auth import AuthMiddleware
-from infra.http.endpoint import Endpoint
+from infra.http.endpoint import Endpoint, Handler
 from infra.http.errors import EXCEPTION_HANDLERS, error_response
 from infra.http.executor_routes import ENDPOINTS as EXECUTOR_ENDPOINTS
 from infra.http.export_routes import ENDPOINTS as EXPORT_ENDPOINTS
@@ -93,6 +93,30 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     return error_response(500, "internal_error", "the server failed to handle this request")
 
 
+def _routes(endpoints: list[Endpoint]) -> list[Route]:
+    """One route per path, in the order the paths first appear: a method the path lacks
+    then answers 405 with every method it has in ``Allow`` (one route per method would
+    name only the first route's)."""
+    by_path: dict[str, dict[str, Handler]] = {}
+    for endpoint in endpoints:
+        by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint.handler
+    return [
+        Route(path, _dispatch_by_method(handlers), methods=list(handlers))
+        for path, handlers in by_path.items()
+    ]
+
+
+def _dispatch_by_method(handlers: dict[str, Handler]) -> Handler:
+    if len(handlers) == 1:
+        return next(iter(handlers.values()))
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method  # HEAD comes with GET
+        return await handlers[method](request)
+
+    return dispatch
+
+
 def create_app(settings: Settings, ledger: Ledger | None = None) -> Starlette:
     """The HTTP app; the Ledger is started and stopped by the app's lifespan."""
     endpoints = [
@@ -116,7 +140,7 @@ def create_app(settings: Settings, ledger: Ledger | None = None) -> Starlette:
         finally:
             await service.stop()
 
-    routes = [Route(e.path, e.handler, methods=[e.method]) for e in endpoints]
+    routes = _routes(endpoints)
     routes.append(Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False))
     handlers = {
         **EXCEPTION_HANDLERS,

@@ -90,6 +90,14 @@ CASES = {
     ),
     "a_body_that_is_not_an_object": Case("POST", "/v1/threads", 422, json=["thread_id"]),
     "a_wrongly_typed_field": Case("POST", THREAD + "/turns", 422, json={"input": 42}),
+    # JSON types are taken as the schema states them: no 0 for false, no "4" for 4
+    "a_number_for_a_boolean": Case("POST", THREAD + "/turns", 422, json={"trust_mode": 0}),
+    "a_string_for_a_boolean": Case(
+        "POST", T1 + "/items", 422, json={"tool_name": "exec_shell", "after_the_fact": "true"}
+    ),
+    "a_string_for_a_number": Case(
+        "POST", "/v1/dispatch/claim", 422, json={"worker_id": "w1", "limit": "4"}
+    ),
     "an_item_without_tool_or_kind": Case("POST", T1 + "/items", 422, json={}),
     "an_invalid_thread_id": Case("POST", "/v1/threads", 422, json={"thread_id": "bad id!"}),
     "a_workspace_outside_the_root": Case(
@@ -131,6 +139,25 @@ CASES = {
     "an_unknown_command_route": Case("POST", THREAD + "/explode", 404, "not_found", json={}),
     "a_method_the_route_does_not_have": Case("DELETE", THREAD, 405),
 }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("OPTIONS", "/v1/threads", {"GET", "HEAD", "POST"}),
+        ("DELETE", "/v1/runs", {"GET", "HEAD", "POST"}),
+        ("PUT", "/v1/dispatch/claim", {"POST"}),
+    ],
+)
+def test_a_method_a_path_lacks_answers_405_naming_every_method_it_has(
+    client: httpx.Client, method: str, path: str, allowed: set[str]
+) -> None:
+    response = client.request(method, path)
+    assert_error(response, 405, "method_not_allowed")
+    assert set(response.headers["allow"].split(", ")) == allowed
+    if "GET" in allowed:  # and the path still answers each of them
+        assert client.get(path).status_code == 200
+        assert client.head(path).status_code == 200
 
 
 @dataclass
