@@ -7,6 +7,10 @@ claim comes back empty. The two servers decide each run under optimistic concurr
 retries on the fresh state when the other appended first), so the store must hold exactly one
 ``NodeDispatched`` per node, the workers' claims must be disjoint and cover all 200 nodes, and
 in commit order (global position) the dispatches must walk the runs oldest first.
+
+With idempotency keys, each claim is one commit over the runs it takes nodes from (holding
+their locks in oldest-first order), and each is sent again, with its key, to the other
+server: the retry must answer the same dispatches and claim nothing more.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import LedgerServer, ServerLauncher
 from tests.e2e.helpers import ok
@@ -42,26 +47,39 @@ def _workflow(index: int) -> dict[str, Any]:
 
 def _worker(
     base_url: str,
+    retry_url: str | None,
     worker_id: str,
     first_limit: int,
     barrier: threading.Barrier,
     claims: list[tuple[str, list[dict[str, Any]]]],
     problems: list[str],
 ) -> None:
+    """Claim until nothing is left; with ``retry_url``, each claim carries a key of its own
+    and is sent again to that server, which must replay it."""
     limit = first_limit
     try:
         with httpx.Client(base_url=base_url, timeout=30.0) as client:
             barrier.wait(timeout=30)
-            while True:
-                response = client.post(
-                    "/v1/dispatch/claim", json={"worker_id": worker_id, "limit": limit}
-                )
+            for attempt in range(1, 1000):
+                body = {"worker_id": worker_id, "limit": limit}
+                headers = {"Idempotency-Key": f"{worker_id}-{attempt}"} if retry_url else {}
+                response = client.post("/v1/dispatch/claim", json=body, headers=headers)
                 if response.status_code != 200:
                     problems.append(f"{worker_id}: {response.status_code} {response.text[:300]}")
                     return
                 dispatches = response.json()["dispatches"]
                 if not dispatches:
                     return
+                if retry_url is not None:
+                    retry = client.post(
+                        f"{retry_url}/v1/dispatch/claim", json=body, headers=headers
+                    )
+                    if (
+                        retry.json() != response.json()
+                        or "idempotent-replayed" not in retry.headers
+                    ):
+                        problems.append(f"{worker_id}: retry answered {retry.text[:300]}")
+                        return
                 claims.append((worker_id, dispatches))
                 limit = limit % 8 + 1
     except Exception as error:  # reported by the test, not lost in a thread
@@ -81,8 +99,9 @@ def _events(client: httpx.Client, types: str) -> list[dict[str, Any]]:
         after = page["next_after"]
 
 
+@pytest.mark.parametrize("keyed", [False, True], ids=["one-commit-per-run", "idempotency-keys"])
 def test_eight_workers_on_two_instances_dispatch_each_of_200_nodes_exactly_once(
-    launcher: ServerLauncher, pg_url: str
+    launcher: ServerLauncher, pg_url: str, keyed: bool
 ) -> None:
     servers: list[LedgerServer] = [launcher.start(pg_url, QUIET_POLICIES) for _ in range(2)]
     run_ids = [f"run_claims_{index}" for index in range(RUNS)]
@@ -99,6 +118,7 @@ def test_eight_workers_on_two_instances_dispatch_each_of_200_nodes_exactly_once(
             target=_worker,
             args=(
                 server.base_url,
+                servers[1 - s].base_url if keyed else None,
                 f"w{s}{k}",
                 s * WORKERS_PER_SERVER + k + 1,
                 barrier,
