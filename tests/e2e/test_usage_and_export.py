@@ -13,6 +13,7 @@ import orjson
 from infra.http.usage_routes import UsageReport
 from tests.e2e.conftest import ServerLauncher, run_ledger
 from tests.e2e.helpers import assert_error, exactly, ok
+from tests.e2e.run_helpers import claim, start_run, task
 
 
 def _usage(client: httpx.Client, thread_id: str, turn_id: str, body: dict[str, Any]) -> int:
@@ -174,13 +175,8 @@ def test_cost_totals_are_the_decimal_sums_of_the_recorded_costs(client: httpx.Cl
     by_model = _usage_report(client, group_by="model", min_position=last)
     assert [(g.key, g.cost_usd) for g in by_model.items] == [("m-c", 1.0)]
 
-    workflow = {"id": "wf", "nodes": [{"id": n, "type": "task"} for n in "abc"], "edges": []}
-    ok(
-        client.post("/v1/runs", json={"run_id": "run_c", "client_id": "c", "workflow": workflow}),
-        202,
-    )
-    claimed = ok(client.post("/v1/dispatch/claim", json={"worker_id": "w", "limit": 3}), 200)
-    for dispatch, cost in zip(claimed["dispatches"], (0.1, 0.2, 0.7), strict=True):
+    start_run(client, "run_c", {"id": "wf", "nodes": [task(n) for n in "abc"], "edges": []})
+    for dispatch, cost in zip(claim(client, "w", limit=3), (0.1, 0.2, 0.7), strict=True):
         result = {
             "dispatch_id": dispatch["dispatch_id"],
             "status": "succeeded",
