@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from infra.gc_tuning import THRESHOLDS
+from infra.gc_tuning import tune_for_service
 
 STARTED = time.monotonic()
 
@@ -37,10 +37,8 @@ def ledger_process_gc() -> Iterator[None]:
     (scans, batched ingest) otherwise set off full collections that also walk the
     ~75,000 objects the bench holds (every module of the service imported), which a
     ledger process froze at start: the scan ran at 370k instead of 500k events/s."""
-    gc.collect()
     thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(*THRESHOLDS)
+    tune_for_service()
     try:
         yield
     finally:
