@@ -5,7 +5,8 @@ a page of events per transaction (a projection with ``apply_page`` applies the
 page at once; others event by event).
 :class:`ProjectionService` runs every runner of a process on one background
 thread, woken by this process's writer and by polling (for commits of other
-processes). On PostgreSQL a runner only works while it holds a session-level
+processes); it reads each page once for all its runners and commits their rows
+and positions together. On PostgreSQL a runner only works while it holds a session-level
 advisory lock named after its projection, so with several Ledger instances one
 runner per projection is active and the others stand by. A projection that
 fails on an event stops there: the events of its page before it are committed,
@@ -15,6 +16,7 @@ and the runner tries again on later ticks (so it resumes once the cause is fixed
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
 import threading
@@ -158,8 +160,11 @@ class ProjectionRunner:
         before it), the failure is recorded, and :class:`ProjectionFailed` is raised.
         """
         page = read_page(self.backend, self.position(), self.batch)
-        if not page:
-            return 0
+        return self.apply_events(page) if page else 0
+
+    def apply_events(self, page: Sequence[ProjectedEvent]) -> int:
+        """Apply ``page``, the events right after this projection's position, as
+        :meth:`run_once` applies the page it reads; returns how many were applied."""
         try:
             self._commit(page)
         except PositionNotAdvanced:
@@ -186,7 +191,7 @@ class ProjectionRunner:
                     raise
                 except Exception as error:
                     raise _EventFailed(index, error) from error
-            session.advance(self.name, events[-1].position)  # clears a recorded failure
+            session.advance([(self.name, events[-1].position)])  # clears a recorded failure
 
     def _salvage(self, events: Sequence[ProjectedEvent]) -> int:
         """The page failed: find the event that fails by applying the page again one event
@@ -370,16 +375,66 @@ class ProjectionService:
             self._lock_conn.close()
 
     def tick(self) -> None:
-        for runner in self.runners:
-            if not self._may_run(runner.name):
-                continue
-            try:
-                runner.catch_up()
-            except ProjectionFailed:
-                continue
-            except Exception as error:  # database gone: try again next tick
-                log.warning("projection %s paused: %s", runner.name, error)
-                self._release_locks()
+        """Bring every runner whose projection this process may run up to the head."""
+        runners = [runner for runner in self.runners if self._may_run(runner.name)]
+        if not runners:
+            return
+        try:
+            self._catch_up(runners)
+        except Exception as error:  # database gone: try again next tick
+            log.warning("projections paused: %s", error)
+            self._release_locks()
+
+    def _catch_up(self, runners: list[ProjectionRunner]) -> None:
+        """Bring ``runners`` to the head, together: each page of the log is read once and
+        applied, for every runner behind its end, in one transaction that also moves their
+        positions (one commit per page rather than one per projection).
+
+        If that transaction fails, each runner applies its events in a transaction of its
+        own, so a projection that fails stops only itself (:meth:`ProjectionRunner.apply_events`
+        finds and records the failing event) and is left out until the next tick.
+        """
+        positions = self._positions(runners)
+        batch = min(runner.batch for runner in runners)
+        active = list(runners)
+        while active:
+            page = read_page(self.backend, min(positions[r.name] for r in active), batch)
+            if not page:
+                return
+            shares = [(r, _after(page, positions[r.name])) for r in active]
+            shares = [(runner, events) for runner, events in shares if events]
+            if len(shares) > 1 and self._commit_together(shares):
+                positions.update((runner.name, events[-1].position) for runner, events in shares)
+            else:
+                for runner, events in shares:
+                    try:
+                        applied = runner.apply_events(events)
+                    except ProjectionFailed:
+                        active.remove(runner)
+                        continue
+                    if applied < len(events):
+                        return  # its position moved under it (another process): next tick
+                    positions[runner.name] = events[-1].position
+            if len(page) < batch:
+                return  # the head, as of this page
+
+    def _positions(self, runners: list[ProjectionRunner]) -> dict[str, int]:
+        stored = dict(self.backend.projection_positions())
+        return {runner.name: stored.get(runner.name, 0) for runner in runners}
+
+    def _commit_together(self, shares: list[tuple[ProjectionRunner, list[ProjectedEvent]]]) -> bool:
+        """Apply every runner's share and move every position in one transaction; False
+        (nothing kept) if any of it failed."""
+        try:
+            with projection_transaction(self.backend) as session:
+                for runner, events in shares:
+                    apply_page(runner.projection, session, events, runner.names)
+                session.advance([(runner.name, events[-1].position) for runner, events in shares])
+        except TRANSIENT:
+            raise
+        except Exception:
+            return False
+        return True
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -413,3 +468,8 @@ class ProjectionService:
             self._lock_conn.close()
         self._lock_conn = None
         self._held.clear()
+
+
+def _after(page: list[ProjectedEvent], position: int) -> list[ProjectedEvent]:
+    """The events of ``page`` (in position order) after ``position``."""
+    return page[bisect.bisect_right(page, position, key=lambda event: event.position) :]

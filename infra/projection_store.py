@@ -14,9 +14,9 @@ import psycopg
 from infra.store.backend import Backend
 from infra.store.errors import StoreUnavailable
 from infra.store.postgres import PostgresBackend
-from infra.store.postgres import advance_position as pg_advance_position
+from infra.store.postgres import advance_positions as pg_advance_positions
 from infra.store.sqlite import SqliteBackend
-from infra.store.sqlite import advance_position as sqlite_advance_position
+from infra.store.sqlite import advance_positions as sqlite_advance_positions
 from projections.base import ProjectedEvent
 
 PAGE_SQL = (
@@ -48,31 +48,38 @@ class SqliteSession:
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self._conn.execute(sql.replace("%s", "?"), params).fetchall()]
 
-    def advance(self, name: str, position: int) -> None:
-        sqlite_advance_position(self._conn, name, position)
+    def advance(self, positions: Sequence[tuple[str, int]]) -> None:
+        sqlite_advance_positions(self._conn, positions)
 
 
 class PostgresSession:
+    """Projection statements on PostgreSQL, never prepared: each is planned for its own
+    parameters. A read model's table grows from empty while its runner keeps one
+    connection, and a plan cached while it was small (a sequential scan of a few rows)
+    would go on scanning it whole at every page; the planning this costs is far less."""
+
     dialect = "postgres"
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._conn.execute(sql.encode(), params)
+        self._conn.execute(sql.encode(), params, prepare=False)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         with self._conn.cursor() as cursor:
             cursor.executemany(sql.encode(), rows)  # one pipeline: one round trip
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        return self._conn.execute(sql.encode(), params).fetchone()
+        return self._conn.execute(sql.encode(), params, prepare=False).fetchone()
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self._conn.execute(sql.encode(), params).fetchall()
+        return self._conn.execute(sql.encode(), params, prepare=False).fetchall()
 
-    def advance(self, name: str, position: int) -> None:
-        pg_advance_position(self._conn, name, position)
+    def advance(self, positions: Sequence[tuple[str, int]]) -> None:
+        """Move each named projection's position forward (and clear its recorded failure);
+        :class:`PositionNotAdvanced` unless every one moved."""
+        pg_advance_positions(self._conn, positions)
 
 
 ProjectionSession = SqliteSession | PostgresSession

@@ -490,14 +490,24 @@ class PostgresBackend:
 def advance_position(conn: psycopg.Connection[Any], name: str, position: int) -> None:
     """Move a projection's position forward inside the caller's transaction; a failure
     recorded before is cleared (the projection has moved past it)."""
-    row = conn.execute(
-        "INSERT INTO projection_positions (name, position) VALUES (%s, %s)"
+    advance_positions(conn, [(name, position)])
+
+
+def advance_positions(conn: psycopg.Connection[Any], positions: Sequence[tuple[str, int]]) -> None:
+    """:func:`advance_position` for several projections in one statement; raises
+    :class:`PositionNotAdvanced` (for the first that did not move) unless all moved."""
+    names = [name for name, _ in positions]
+    moved = conn.execute(
+        "INSERT INTO projection_positions (name, position)"
+        " SELECT * FROM unnest(%s::text[], %s::bigint[])"
         " ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now(),"
         " last_error = NULL, error_position = NULL"
-        " WHERE projection_positions.position < excluded.position RETURNING position",
-        (name, position),
-    ).fetchone()
-    if row is None:
+        " WHERE projection_positions.position < excluded.position RETURNING name",
+        (names, [position for _, position in positions]),
+    ).fetchall()
+    if len(moved) < len(positions):
+        done = {row[0] for row in moved}
+        name, position = next((n, p) for n, p in positions if n not in done)
         raise PositionNotAdvanced(name, position)
 
 

@@ -302,6 +302,13 @@ def advance_position(conn: sqlite3.Connection, name: str, position: int) -> None
         raise PositionNotAdvanced(name, position)
 
 
+def advance_positions(conn: sqlite3.Connection, positions: Sequence[tuple[str, int]]) -> None:
+    """:func:`advance_position` for several projections (an embedded database has no round
+    trips to save)."""
+    for name, position in positions:
+        advance_position(conn, name, position)
+
+
 def _head(conn: sqlite3.Connection, tenant: str, stream_id: str) -> StreamHead | None:
     row = conn.execute(
         "SELECT stream_type, seq, hash FROM events WHERE tenant = ? AND stream_id = ?"

@@ -14,6 +14,7 @@ from infra.bootstrap import Ledger, all_projections
 from infra.config import Settings
 from infra.projection_runner import ProjectionFailed, ProjectionRunner, ProjectionService
 from infra.projection_store import projection_transaction
+from infra.store.errors import PositionNotAdvanced
 from infra.store.postgres import PostgresBackend
 from projections.base import ProjectedEvent, Session, Table
 from tests.integration.run_history import Runs
@@ -331,3 +332,66 @@ async def test_a_statement_failing_for_a_page_is_traced_to_its_event(ledger: Led
     assert info.value.position == failing
     assert runner.position() == failing - 1
     assert _counted(ledger) == failing - 1
+
+
+async def test_a_tick_brings_runners_at_different_positions_to_the_head_together(
+    ledger: Ledger,
+) -> None:
+    await _mixed_history(ledger)
+    head = await ledger.store.max_position()
+    expected = {}
+    for projection in all_projections():
+        alone = ProjectionRunner(ledger.backend, projection, batch=1)
+        alone.catch_up()  # the rows of one event at a time
+        expected[projection.name] = _all_rows(ledger, projection)
+        alone.drop_tables()
+    runners = [ProjectionRunner(ledger.backend, p, batch=5) for p in all_projections()]
+    service = ProjectionService(ledger.backend, runners)
+    service.ensure_tables()
+    ProjectionRunner(ledger.backend, runners[0].projection, batch=head // 2).run_once()
+    runners[1].catch_up()  # one halfway, one at the head already, the rest at zero
+    assert 0 < runners[0].position() < head
+    try:
+        service.tick()
+    finally:
+        service.stop()  # its advisory-lock connection
+    for runner in runners:
+        assert runner.position() == head, runner.name
+        assert _all_rows(ledger, runner.projection) == expected[runner.name], runner.name
+
+
+async def test_a_projection_failing_in_a_shared_tick_stops_only_itself(ledger: Ledger) -> None:
+    await _history(ledger, threads=2)
+    events = await ledger.store.read_all()
+    failing = next(e.position for e in events if e.type == "ItemAdded")
+    fragile = _FragilePage()
+    runners = [
+        ProjectionRunner(ledger.backend, fragile, batch=4),
+        ProjectionRunner(ledger.backend, all_projections()[0], batch=4),
+    ]
+    service = ProjectionService(ledger.backend, runners)
+    service.ensure_tables()
+    try:
+        service.tick()
+        fragile_status, summaries_status = (runner.status() for runner in runners)
+        assert (fragile_status.position, fragile_status.error_position) == (failing - 1, failing)
+        assert summaries_status.position == len(events)
+        assert summaries_status.last_error is None
+
+        fragile.broken = False
+        service.tick()
+    finally:
+        service.stop()
+    assert runners[0].status().position == len(events)
+    assert runners[0].status().last_error is None
+    with projection_transaction(ledger.backend) as session:
+        total = session.fetchone("SELECT sum(n) FROM fragile_counts")
+    assert total is not None and int(total[0]) == len(events)  # each event counted once
+
+
+async def test_positions_move_together_or_not_at_all(ledger: Ledger) -> None:
+    with projection_transaction(ledger.backend) as session:
+        session.advance([("a", 5), ("b", 7)])
+    with pytest.raises(PositionNotAdvanced), projection_transaction(ledger.backend) as session:
+        session.advance([("a", 9), ("b", 7)])  # b is already at 7: neither moves
+    assert dict(ledger.backend.projection_positions()) == {"a": 5, "b": 7}
