@@ -40,7 +40,7 @@ async def wait_for_projections(
                 raise ReadModelBehind(
                     f"read model {name} is at position {current}, not yet at {position}"
                 )
-            projections.wake()
+            projections.hurry()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
 

@@ -86,7 +86,7 @@ async def wait_for(ledger: Ledger, name: str, position: int | None) -> None:
                 projection=name,
                 position=current,
             )
-        ledger.projections.wake()
+        ledger.projections.hurry()
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.1)
 
