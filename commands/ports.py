@@ -119,6 +119,11 @@ class OwnedWork:
 class ReadModelBehind(Exception):
     """A read model did not catch up with the log in time; the command can be retried."""
 
+    def __init__(self, name: str, current: int, wanted: int) -> None:
+        super().__init__(f"read model {name} is at position {current}, not yet at {wanted}")
+        self.name = name
+        self.current = current
+
 
 class ExecutorReads(Protocol):
     """What recovery reads from the cross-stream read models."""

@@ -37,9 +37,7 @@ async def wait_for_projections(
     for name in names:
         while (current := await projection_position(store, name)) < position:
             if time.monotonic() >= deadline:
-                raise ReadModelBehind(
-                    f"read model {name} is at position {current}, not yet at {position}"
-                )
+                raise ReadModelBehind(name, current, position)
             projections.hurry()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)

@@ -7,7 +7,6 @@ projection's current position.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING, Literal
 
@@ -15,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
+from commands.ports import ReadModelBehind
 from infra.http.endpoint import Endpoint
 from infra.http.errors import ApiError
 from infra.http.limits import MAX_INT64, MAX_PAGE_SIZE
@@ -23,6 +23,7 @@ from infra.http.requests import read_query
 from infra.http.schemas import ApprovalPage, ProjectionsResponse, ThreadPage
 from infra.http.service import ledger_of
 from infra.http.wire import JSON
+from infra.projection_wait import wait_for_projections
 from queries.thread_list import list_pending_approvals, list_threads
 
 if TYPE_CHECKING:
@@ -48,13 +49,6 @@ class ApprovalListQuery(ListQuery):
     thread_id: str | None = Field(None, max_length=128, pattern=ID_PATTERN)
 
 
-async def projection_position(ledger: Ledger, name: str) -> int:
-    rows = await ledger.store.fetch(
-        "SELECT position FROM projection_positions WHERE name = %s", [name]
-    )
-    return int(rows[0][0]) if rows else 0
-
-
 async def wait_for(ledger: Ledger, name: str, position: int | None) -> None:
     """Return once projection ``name`` has applied ``position``; 503 after a bounded wait.
 
@@ -72,23 +66,14 @@ async def wait_for(ledger: Ledger, name: str, position: int | None) -> None:
             min_position=position,
             head=head,
         )
-    deadline = time.monotonic() + MIN_POSITION_WAIT_SECONDS
-    delay = 0.005
-    while True:
-        current = await projection_position(ledger, name)
-        if current >= position:
-            return
-        if time.monotonic() >= deadline:
-            raise ApiError(
-                503,
-                "read_model_behind",
-                f"read model {name} is at position {current}, not yet at {position}",
-                projection=name,
-                position=current,
-            )
-        ledger.projections.hurry()
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.1)
+    try:
+        await wait_for_projections(
+            ledger.store, ledger.projections, (name,), position, within=MIN_POSITION_WAIT_SECONDS
+        )
+    except ReadModelBehind as behind:
+        raise ApiError(
+            503, "read_model_behind", str(behind), projection=name, position=behind.current
+        ) from behind
 
 
 async def get_threads(request: Request) -> Response:

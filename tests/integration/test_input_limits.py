@@ -372,4 +372,12 @@ async def test_a_projection_behind_a_real_position_still_answers_503(
     response = await client.get("/v1/threads", params={"min_position": started["position"]})
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"]
-    assert response.json()["error"]["code"] == "read_model_behind"
+    error = response.json()["error"]
+    assert error["code"] == "read_model_behind"
+    behind = error["details"]
+    assert behind["projection"] == "thread_summaries"
+    assert behind["position"] < started["position"]
+    assert error["message"] == (
+        f"read model thread_summaries is at position {behind['position']},"
+        f" not yet at {started['position']}"
+    )
